@@ -1,0 +1,1 @@
+//! vb-audio (being written).

@@ -1,0 +1,1 @@
+//! vb-call (being written).

@@ -1,0 +1,1 @@
+//! vb-dialog (being written).

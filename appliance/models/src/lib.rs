@@ -1,0 +1,1 @@
+//! vb-models (being written).

@@ -1,0 +1,1 @@
+//! vb-stt (being written).

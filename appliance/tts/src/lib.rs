@@ -1,0 +1,1 @@
+//! vb-tts (being written).

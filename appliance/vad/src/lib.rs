@@ -1,0 +1,1 @@
+//! vb-vad (being written).
