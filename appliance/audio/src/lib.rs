@@ -18,7 +18,7 @@
 //! - [`pcm`]: [`Pcm`], the owned buffer, with levels (RMS, dBFS) and
 //!   concatenation for the call recorder.
 //! - [`wav`]: WAV reading with explicit limits and fix-it errors; 16-bit writing.
-//! - [`resample`]: band-limited rate conversion, whole-buffer and streaming.
+//! - [`mod@resample`]: band-limited rate conversion, whole-buffer and streaming.
 //! - [`g711`]: mu-law and A-law.
 //! - [`frame`]: fixed 20 ms frames and the allocation-free [`frame::Framer`].
 //! - [`ring`]: the lock-free frame ring between a real-time thread and the rest.
