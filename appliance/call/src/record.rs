@@ -1,0 +1,111 @@
+//! The per-call record: every turn's text and timings, and the lead captured.
+//!
+//! Written as JSON by `voiceblock converse` (and later by the store), so field
+//! names are part of the box's interface: add fields, do not rename them.
+
+use serde::Serialize;
+use vb_dialog::Lead;
+
+/// Who spoke a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    /// The robot (greeting, replies).
+    Robot,
+    /// The caller.
+    Caller,
+}
+
+/// Timings of one caller turn, in milliseconds.
+///
+/// `endpoint_ms` is audio time (how long the endpointer waited after the last
+/// voiced frame before it decided the caller had finished); the other stages
+/// are wall-clock time measured on this machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TurnTimings {
+    /// Caller audio in this turn, ms.
+    pub caller_audio_ms: u64,
+    /// End of caller speech -> endpointer decision (the hangover), audio ms.
+    pub endpoint_ms: u64,
+    /// Endpointer decision -> transcript ready.
+    pub stt_ms: u64,
+    /// Transcript -> reply text (the dialog step).
+    pub reply_ms: u64,
+    /// Reply text -> first robot audio ready (TTS of the first sentence, a cache hit or a pre-recorded phrase).
+    pub first_audio_ms: u64,
+    /// End of caller speech -> first robot audio: endpoint + stt + reply + first_audio.
+    pub turn_latency_ms: u64,
+    /// The same without the endpoint hangover: what the box's processing costs.
+    pub processing_ms: u64,
+}
+
+/// One turn of the conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnRecord {
+    /// Turn number, 0 for the greeting.
+    pub index: usize,
+    /// Who started this turn (the greeting is the robot's; others are the caller's).
+    pub speaker: Speaker,
+    /// What the speech recogniser heard (empty for the greeting or silence).
+    pub caller_transcript: String,
+    /// Language the recogniser used or detected ("en", "ru").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_language: Option<String>,
+    /// Why a transcript was discarded (hallucination filter), if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered: Option<String>,
+    /// Number of utterances the endpointer found in this turn's audio.
+    pub utterances: usize,
+    /// What the robot said in reply.
+    pub robot_reply: String,
+    /// The robot's phrase id (from robot.toml), for analytics and `llm_script` later.
+    pub phrase_id: String,
+    /// How the reply audio was made: "tts", "tts-cache" or "recorded".
+    pub audio_source: &'static str,
+    /// Robot reply audio duration, ms.
+    pub robot_audio_ms: u64,
+    /// Stage timings.
+    pub timings: TurnTimings,
+}
+
+/// A whole call.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    /// Robot name.
+    pub robot: String,
+    /// Robot language.
+    pub language: String,
+    /// Dialog mode that ran the call.
+    pub mode: String,
+    /// Voice used for the robot.
+    pub voice: String,
+    /// Speech model used.
+    pub stt_model: String,
+    /// Turns in order, the greeting first.
+    pub turns: Vec<TurnRecord>,
+    /// The lead captured.
+    pub lead: Lead,
+    /// Why the call ended: "goodbye", "max_turns", "caller_finished".
+    pub end_reason: String,
+    /// Total call audio, ms.
+    pub duration_ms: u64,
+    /// Sample rate of the recorded call audio.
+    pub audio_rate: u32,
+}
+
+impl CallRecord {
+    /// Median and maximum of `processing_ms` over caller turns (None without caller turns).
+    pub fn processing_stats(&self) -> Option<(u64, u64)> {
+        let mut v: Vec<u64> = self
+            .turns
+            .iter()
+            .filter(|t| t.speaker == Speaker::Caller)
+            .map(|t| t.timings.processing_ms)
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        Some((v[v.len() / 2], *v.last().unwrap_or(&0)))
+    }
+}

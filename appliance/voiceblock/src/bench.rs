@@ -1,0 +1,154 @@
+//! `voiceblock bench`: the measurements behind docs/benchmarks.md.
+//!
+//! Speech for the STT benchmark is synthesized by the box's own Piper voice
+//! (known reference text, so word error rates come for free); every figure is
+//! a median over repeated runs, printed as a Markdown table.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use vb_call::{CallEngine, DemoCaller, EngineConfig, Simulation};
+use vb_dialog::{Language as RobotLanguage, Robot};
+use vb_stt::{BenchClip, BenchConfig, Lang};
+use vb_tts::CancelToken;
+
+use crate::commands::tts_espeak_dir;
+use crate::setup::Models;
+
+/// English utterances of about 2, 5 and 10 seconds.
+const STT_CLIPS: [(&str, &str); 3] = [
+    ("2s", "Please call me back tomorrow."),
+    (
+        "5s",
+        "My name is John Smith and I would like to book a table for four people on Friday evening.",
+    ),
+    (
+        "10s",
+        "Hello, I am calling about the apartment on Baker Street. I would like to see it this weekend, \
+         if possible on Saturday morning, and my phone number is five five five, one two three, four five six seven.",
+    ),
+];
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// STT: our windowed path vs whisper.cpp's plain 30 s window, tiny.en and base.
+pub fn stt(models: &Models, runs: usize) -> Result<()> {
+    let mut tts = models.tts()?;
+    let mut clips = Vec::new();
+    for (name, text) in STT_CLIPS {
+        let mut audio = Vec::new();
+        for s in tts.stream("en", text, 16_000, CancelToken::new())? {
+            audio.extend_from_slice(&s?.pcm.samples);
+        }
+        clips.push(BenchClip {
+            name: name.to_string(),
+            audio_16k: audio,
+            lang: Lang::En,
+            reference: Some(text.to_string()),
+        });
+    }
+    let config = BenchConfig {
+        models: vec![models.path("whisper-tiny.en")?, models.path("whisper-base")?],
+        threads: 2,
+        runs,
+    };
+    let report = vb_stt::bench(&config, &clips).context("running the STT benchmark")?;
+    println!("{report}");
+    Ok(())
+}
+
+/// TTS: load time, time to first audio and real-time factor.
+pub fn tts(models: &Models, runs: usize) -> Result<()> {
+    let t0 = Instant::now();
+    let mut tts = models.tts()?;
+    tts.preload("en")?;
+    tts.preload("ru")?;
+    println!("voices loaded in {} ms (Piper en + espeak ru)\n", t0.elapsed().as_millis());
+    let cases = [
+        ("en", "one sentence", "Thank you, I have written down your request."),
+        (
+            "en",
+            "three sentences",
+            "Thank you, I have written down your request. Our manager will call you back within an hour. Is there anything else I can help you with?",
+        ),
+        ("ru", "one sentence", "Спасибо, я записала вашу заявку."),
+        (
+            "ru",
+            "three sentences",
+            "Спасибо, я записала вашу заявку. Менеджер перезвонит вам в течение часа. Могу я ещё чем-нибудь помочь?",
+        ),
+    ];
+    println!("| voice | reply | first audio, ms | total, ms | audio, ms | real-time factor |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (lang, label, text) in cases {
+        let mut firsts = Vec::new();
+        let mut totals = Vec::new();
+        let mut audio_ms = 0;
+        for _ in 0..runs.max(1) {
+            let t = Instant::now();
+            let mut first = None;
+            let mut samples = 0usize;
+            for s in tts.stream(lang, text, 22_050, CancelToken::new())? {
+                let s = s?;
+                first.get_or_insert(t.elapsed().as_secs_f64() * 1000.0);
+                samples += s.pcm.samples.len();
+            }
+            totals.push(t.elapsed().as_secs_f64() * 1000.0);
+            firsts.push(first.unwrap_or_default());
+            audio_ms = samples as u64 * 1000 / 22_050;
+        }
+        let total = median(totals);
+        let voice = tts.voice(lang)?.name().to_string();
+        println!(
+            "| {voice} | {label} | {:.0} | {:.0} | {audio_ms} | {:.3} |",
+            median(firsts),
+            total,
+            total / audio_ms.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+/// Turn latency over whole demo calls, both languages, whisper base.
+pub fn turn(models: &Models, calls: usize, threads: usize) -> Result<()> {
+    let mut stt = models.transcriber("whisper-base", threads)?;
+    let mut tts = models.tts()?;
+    let espeak = vb_tts::Espeak::init(&tts_espeak_dir()?)?;
+    println!("| robot | caller turns | endpoint hangover, ms (median) | stt, ms (median) | first audio, ms (median) | end of speech -> first audio excl. hangover, ms: median / max |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, language) in [("reception-en", RobotLanguage::En), ("reception-ru", RobotLanguage::Ru)] {
+        let robot = Robot::builtin(name).context("built-in robot")?;
+        let voice_name = tts.voice(language.code())?.name().to_string();
+        let mut caller_voice = vb_tts::EspeakVoice::new(
+            &espeak,
+            &vb_tts::select::espeak_voice_for(language.code()),
+            vb_tts::EspeakOptions::default(),
+        )?;
+        let (mut endpoint, mut stt_ms, mut first, mut processing) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..calls.max(1) {
+            let mut caller = DemoCaller::new(language, &mut caller_voice);
+            let mut engine = CallEngine::new(&mut stt, &mut tts, &robot, EngineConfig::default());
+            let (record, _) =
+                Simulation::new(&mut engine, &robot, voice_name.clone(), "whisper-base".into()).run(&mut caller)?;
+            for t in record.turns.iter().skip(1) {
+                endpoint.push(t.timings.endpoint_ms as f64);
+                stt_ms.push(t.timings.stt_ms as f64);
+                first.push(t.timings.first_audio_ms as f64);
+                processing.push(t.timings.processing_ms as f64);
+            }
+        }
+        let n = processing.len();
+        let max = processing.iter().copied().fold(0.0, f64::max);
+        println!(
+            "| {name} | {n} | {:.0} | {:.0} | {:.0} | {:.0} / {max:.0} |",
+            median(endpoint),
+            median(stt_ms),
+            median(first),
+            median(processing)
+        );
+    }
+    Ok(())
+}

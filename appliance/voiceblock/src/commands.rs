@@ -1,0 +1,324 @@
+//! One function per subcommand; each returns an error that names what failed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use vb_audio::{resample, wav, Pcm};
+use vb_call::{CallEngine, DemoCaller, EngineConfig, Simulation, WavCaller};
+use vb_dialog::{Language as RobotLanguage, Robot};
+use vb_models::{Manifest, Source};
+use vb_stt::{Language, TranscribeOptions, Transcriber};
+use vb_tts::CancelToken;
+use vb_vad::EndpointConfig;
+
+use crate::setup::Models;
+use crate::{bench, BenchWhat, Cli, Command, LangArg, ModelsAction, RobotsAction, SourceArg};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let models = Models::open(cli.models_dir.clone());
+    match cli.command {
+        Command::Models { action } => models_cmd(&models, action),
+        Command::Transcribe {
+            file,
+            lang,
+            model,
+            verbose,
+        } => transcribe(&models, &file, lang, &model, cli.threads, verbose),
+        Command::Say {
+            text,
+            out,
+            lang,
+            voice,
+            rate,
+        } => say(&models, &text, &out, lang, voice.as_deref(), rate),
+        Command::Converse {
+            robot,
+            callers,
+            demo,
+            out,
+            json,
+            model,
+        } => {
+            if !demo && callers.is_empty() {
+                bail!("give the caller's turns with --caller FILE.wav (one per turn), or --demo for the built-in caller");
+            }
+            converse(&models, &robot, &callers, &out, &json, &model, cli.threads)
+        }
+        Command::Robots { action } => robots_cmd(action),
+        Command::Bench { what } => match what {
+            BenchWhat::Stt { runs } => bench::stt(&models, runs),
+            BenchWhat::Tts { runs } => bench::tts(&models, runs),
+            BenchWhat::Turn { calls } => bench::turn(&models, calls, cli.threads),
+        },
+    }
+}
+
+fn models_cmd(models: &Models, action: ModelsAction) -> Result<()> {
+    match action {
+        ModelsAction::Fetch {
+            only,
+            source,
+            manifest,
+        } => {
+            let manifest = match manifest {
+                Some(path) => Manifest::load(&path)?,
+                None => models.manifest.clone(),
+            };
+            let source = match source {
+                SourceArg::Airgap => Source::Airgap,
+                SourceArg::Official => Source::Official,
+            };
+            let mut last_line = String::new();
+            let report = models.store.fetch(&manifest, &only, source, &mut |p| {
+                let line = p.to_string();
+                if line != last_line {
+                    eprintln!("{line}");
+                    last_line = line;
+                }
+            })?;
+            println!("{report}");
+            Ok(())
+        }
+        ModelsAction::List => {
+            println!("cache: {}", models.store.root().display());
+            for m in &models.manifest.models {
+                let state = match models.store.locate(&models.manifest, &m.name) {
+                    Ok(_) => "installed".to_string(),
+                    Err(e) => format!("not installed ({e})"),
+                };
+                println!("{:<28} {:<10} {:>11} bytes  {}  {}", m.name, m.role, m.size, m.licence, state);
+            }
+            Ok(())
+        }
+        ModelsAction::Verify => {
+            let mut bad = 0;
+            for m in &models.manifest.models {
+                if !m.fits_arch(std::env::consts::ARCH) && !m.name.starts_with("onnxruntime-") {
+                    continue;
+                }
+                match models.store.verify(&models.manifest, &m.name) {
+                    Ok(path) => println!("ok      {} ({})", m.name, path.display()),
+                    Err(e) => {
+                        bad += 1;
+                        println!("FAILED  {}: {e}", m.name);
+                    }
+                }
+            }
+            if bad > 0 {
+                bail!("{bad} model(s) failed verification: run `voiceblock models fetch`");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn stt_language(lang: LangArg) -> Language {
+    match lang {
+        LangArg::Ru => Language::Ru,
+        LangArg::En => Language::En,
+        LangArg::Auto => Language::Auto,
+    }
+}
+
+fn transcribe(models: &Models, file: &Path, lang: LangArg, model: &str, threads: usize, verbose: bool) -> Result<()> {
+    let audio = wav::read(file)?;
+    let mut stt = models.transcriber(model, threads)?;
+    let utterances = vb_vad::segment(&audio, &EndpointConfig::default())
+        .with_context(|| format!("finding speech in {}", file.display()))?;
+    if utterances.is_empty() {
+        eprintln!("{}: no speech found ({} ms of audio)", file.display(), audio.duration_ms());
+        return Ok(());
+    }
+    let opts = TranscribeOptions {
+        language: stt_language(lang),
+        ..TranscribeOptions::default()
+    };
+    let mut out = std::io::stdout().lock();
+    for u in &utterances {
+        let t = stt
+            .transcribe(&u.samples_f32(), &opts)
+            .with_context(|| format!("{}: utterance at {} ms", file.display(), u.start_ms))?;
+        if verbose {
+            eprintln!(
+                "[{:>7} - {:>7} ms] lang={} audio_ctx={} stt={} ms{}",
+                u.start_ms,
+                u.end_ms,
+                t.language.map_or("-", |l| l.code()),
+                t.audio_ctx,
+                t.elapsed_ms,
+                t.filtered.map(|r| format!(" filtered: {r}")).unwrap_or_default()
+            );
+        }
+        if !t.text.is_empty() {
+            writeln!(out, "{}", t.text)?;
+        }
+    }
+    Ok(())
+}
+
+fn text_language(lang: LangArg, text: &str) -> &'static str {
+    match lang {
+        LangArg::Ru => "ru",
+        LangArg::En => "en",
+        LangArg::Auto => {
+            if text.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c)) {
+                "ru"
+            } else {
+                "en"
+            }
+        }
+    }
+}
+
+fn say(models: &Models, text: &str, out: &Path, lang: LangArg, voice: Option<&str>, rate: u32) -> Result<()> {
+    let mut tts = models.tts()?;
+    let language = match voice {
+        Some(name) => {
+            let info = tts
+                .selector()
+                .voices()
+                .iter()
+                .find(|v| v.name == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = tts.selector().voices().iter().map(|v| v.name.as_str()).collect();
+                    anyhow!("no voice {name:?} in {}; installed: {}", tts.voices_dir().display(), names.join(", "))
+                })?;
+            let code = info.language_code.clone().unwrap_or_else(|| info.espeak_voice.clone());
+            code.split(['_', '-']).next().unwrap_or("en").to_string()
+        }
+        None => text_language(lang, text).to_string(),
+    };
+    let mut audio = Pcm::new(rate, Vec::new());
+    let t0 = std::time::Instant::now();
+    let mut first = None;
+    for sentence in tts.stream(&language, text, rate, CancelToken::new())? {
+        let sentence = sentence?;
+        first.get_or_insert(t0.elapsed());
+        audio.append(&sentence.pcm)?;
+    }
+    wav::write(out, &audio)?;
+    eprintln!(
+        "{}: {} ms of audio at {} Hz, first audio after {} ms, total {} ms",
+        out.display(),
+        audio.duration_ms(),
+        rate,
+        first.unwrap_or_default().as_millis(),
+        t0.elapsed().as_millis()
+    );
+    Ok(())
+}
+
+/// Loads a robot by built-in name or folder.
+pub fn load_robot(spec: &str) -> Result<Robot> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return Ok(Robot::load(path)?);
+    }
+    Robot::builtin(spec).ok_or_else(|| {
+        anyhow!(
+            "no robot {spec:?}: not a folder, and not a built-in robot ({})",
+            Robot::builtin_names().join(", ")
+        )
+    })
+}
+
+fn converse(
+    models: &Models,
+    robot: &str,
+    callers: &[PathBuf],
+    out: &Path,
+    json: &Path,
+    model: &str,
+    threads: usize,
+) -> Result<()> {
+    let robot = load_robot(robot)?;
+    let mut stt = models.transcriber(model, threads)?;
+    let mut tts = models.tts()?;
+    let voice_name = tts.voice(robot.language.code())?.name().to_string();
+    let (record, audio) = if callers.is_empty() {
+        // The demo caller speaks with espeak-ng, a different voice from the robot's.
+        let mut caller_voice = vb_tts::EspeakVoice::new(
+            &vb_tts::Espeak::init(&tts_espeak_dir()?)?,
+            &vb_tts::select::espeak_voice_for(robot.language.code()),
+            vb_tts::EspeakOptions::default(),
+        )?;
+        let mut caller = DemoCaller::new(robot.language, &mut caller_voice);
+        let mut engine = CallEngine::new(&mut stt, &mut tts, &robot, EngineConfig::default());
+        Simulation::new(&mut engine, &robot, voice_name, model.to_string()).run(&mut caller)?
+    } else {
+        let mut caller = WavCaller::new(callers.to_vec());
+        let mut engine = CallEngine::new(&mut stt, &mut tts, &robot, EngineConfig::default());
+        Simulation::new(&mut engine, &robot, voice_name, model.to_string()).run(&mut caller)?
+    };
+    wav::write(out, &audio)?;
+    let text = serde_json::to_string_pretty(&record)?;
+    std::fs::write(json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
+
+    for t in &record.turns {
+        if !t.caller_transcript.is_empty() || t.index > 0 {
+            println!("caller: {}", if t.caller_transcript.is_empty() { "(silence)" } else { &t.caller_transcript });
+        }
+        println!(
+            "robot:  {}    [{} ms to first audio{}]",
+            t.robot_reply,
+            t.timings.processing_ms,
+            if t.index > 0 { format!(", stt {} ms", t.timings.stt_ms) } else { String::new() }
+        );
+    }
+    let lead = &record.lead;
+    println!(
+        "lead: name={} phone={} request={} interest={:?}",
+        lead.name.as_deref().unwrap_or("-"),
+        lead.phone.as_deref().unwrap_or("-"),
+        lead.request.as_deref().unwrap_or("-"),
+        lead.interest
+    );
+    println!("wrote {} and {}", out.display(), json.display());
+    Ok(())
+}
+
+/// The espeak-ng data directory the TTS uses.
+pub fn tts_espeak_dir() -> Result<PathBuf> {
+    match std::env::var_os("VOICEBLOCK_ESPEAK_DATA") {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => vb_tts::espeak::find_system_data()
+            .ok_or_else(|| anyhow!("espeak-ng data not found: install espeak-ng-data or set VOICEBLOCK_ESPEAK_DATA")),
+    }
+}
+
+fn robots_cmd(action: RobotsAction) -> Result<()> {
+    match action {
+        RobotsAction::List => {
+            for name in Robot::builtin_names() {
+                let r = Robot::builtin(name).ok_or_else(|| anyhow!("built-in robot {name} missing"))?;
+                println!("{name:<16} language={} mode={}", r.language.code(), r.config.mode.code());
+            }
+            Ok(())
+        }
+        RobotsAction::Check { dir } => {
+            let r = Robot::load(&dir)?;
+            println!(
+                "{}: robot {:?}, language {}, mode {}, {} phrases: ok",
+                dir.display(),
+                r.name,
+                r.language.code(),
+                r.config.mode.code(),
+                r.phrases().len()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Reads a WAV and converts it to `rate` (used by the benchmarks).
+pub fn read_at(path: &Path, rate: u32) -> Result<Pcm> {
+    let pcm = wav::read(path)?;
+    Ok(resample::resample(&pcm, rate)?)
+}
+
+/// The robot's language as the TTS names it.
+pub fn robot_lang(lang: RobotLanguage) -> &'static str {
+    lang.code()
+}
