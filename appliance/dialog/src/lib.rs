@@ -1,1 +1,54 @@
-//! vb-dialog (being written).
+//! vb-dialog: robots as folders and the offline `script` dialog.
+//!
+//! A robot is a folder (`robots/<name>/robot.toml`, optional `prompt.md` and
+//! `audio/<phrase-id>.wav`) loaded into a validated [`Robot`]. A [`Dialog`]
+//! runs one call of the script: it takes caller transcripts and silences and
+//! returns [`Reply`]s to speak, capturing a [`Lead`] on the way. The dialog
+//! does no I/O and keeps no time, so whole conversations are tested in
+//! microseconds; only [`Robot::load`] touches the file system.
+//!
+//! # Layout
+//!
+//! ```text
+//!  robots/<name>/robot.toml ──> robot ──(raw TOML -> validate(), all errors at once)──> Robot
+//!                               (+ error: RobotError, Issue)                             │
+//!                                                                                        v
+//!  call loop ── start() / on_caller(transcript) / on_silence() ──> dialog ──> Reply (text, audio, end_call)
+//!                                                                    │  uses     └──> Lead (name, E.164 phone, ...)
+//!                                                                    ├── text:   cleaning, yes/no, objections, names
+//!                                                                    ├── phone:  words/digits -> E.164 -> spoken groups
+//!                                                                    └── phrase: PhraseId, {placeholder} templates
+//!  language: Language, SttLanguage, Mode
+//! ```
+//!
+//! - [`robot`]: robot.toml schema, loading, built-in robots.
+//! - [`error`]: [`RobotError`] and the validation [`Issue`]s it lists.
+//! - [`phrase`]: the fixed phrase ids and their templates.
+//! - [`dialog`]: the script state machine, [`Reply`] and [`Lead`].
+//! - [`phone`]: [`normalize_phone`] and [`speak_phone`].
+//! - [`language`]: languages and modes.
+//! - `text` (private): rule-based understanding of transcripts.
+//!
+//! # Modes
+//!
+//! robot.toml may say `mode = "llm"` or `"llm_script"` (they need a
+//! `prompt.md`). This crate has no LLM, so such robots run the script dialog,
+//! which is also what those modes fall back to when the LLM is unreachable.
+
+#![forbid(unsafe_code)]
+
+pub mod dialog;
+pub mod error;
+pub mod language;
+pub mod phone;
+pub mod phrase;
+pub mod robot;
+mod text;
+
+pub use dialog::{Dialog, EndReason, Expect, Interest, Lead, Reply, ReplyPart, State};
+pub use error::{Issue, RobotError};
+pub use language::{Language, Mode, SttLanguage};
+pub use phone::{normalize_phone, speak_phone};
+pub use phrase::{Field, Phrase, PhraseId};
+pub use robot::{Ask, Limits, Robot, RobotConfig};
+pub use text::Objection;
