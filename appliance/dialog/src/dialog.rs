@@ -763,7 +763,8 @@ mod tests {
         assert_eq!(r.phrase_id, "confirm");
         assert!(!r.cacheable);
         assert!(
-            r.text.contains("five five five, one two three, four five six seven"),
+            r.text
+                .contains("five five five, one two three, four five six seven"),
             "{}",
             r.text
         );

@@ -29,6 +29,26 @@
 //! - [`language`]: languages and modes.
 //! - `text` (private): rule-based understanding of transcripts.
 //!
+//! # Example
+//!
+//! ```
+//! use vb_dialog::{Dialog, Expect, Interest, Robot};
+//!
+//! let robot = Robot::builtin("reception-en").expect("built-in robot");
+//! let mut call = Dialog::new(&robot);
+//! let greeting = call.start();
+//! assert!(greeting.cacheable);
+//! call.on_caller("Hi, I'd like to book a room.");
+//! call.on_caller("My name is John, my number is 555-123-4567.");
+//! assert_eq!(call.expect(), Expect::Free); // now asking for dates
+//! call.on_caller("Next weekend");
+//! assert_eq!(call.expect(), Expect::YesNo); // the read-back
+//! let bye = call.on_caller("Yes, that's right.");
+//! assert!(bye.end_call);
+//! assert_eq!(call.lead().phone.as_deref(), Some("+15551234567"));
+//! assert_eq!(call.lead().interest, Interest::Hot);
+//! ```
+//!
 //! # Modes
 //!
 //! robot.toml may say `mode = "llm"` or `"llm_script"` (they need a

@@ -431,7 +431,16 @@ const EN_DIGITS: [&str; 10] = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
 ];
 const RU_DIGITS: [&str; 10] = [
-    "ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять",
+    "ноль",
+    "один",
+    "два",
+    "три",
+    "четыре",
+    "пять",
+    "шесть",
+    "семь",
+    "восемь",
+    "девять",
 ];
 const RU_TEENS: [&str; 10] = [
     "десять",
@@ -595,16 +604,40 @@ mod tests {
             ("My number is 555.123.4567", Some("+15551234567")),
             ("1 800 555 1234", Some("+18005551234")),
             ("+1 555 123 4567", Some("+15551234567")),
-            ("five five five one two three four five six seven", Some("+15551234567")),
-            ("Five, five, five. One, two, three. Four, five, six, seven.", Some("+15551234567")),
-            ("double five five, one two three, forty-five sixty-seven", Some("+15551234567")),
-            ("triple five one two three four five six seven", Some("+15551234567")),
-            ("five five five one oh oh four five six seven", Some("+15551004567")),
+            (
+                "five five five one two three four five six seven",
+                Some("+15551234567"),
+            ),
+            (
+                "Five, five, five. One, two, three. Four, five, six, seven.",
+                Some("+15551234567"),
+            ),
+            (
+                "double five five, one two three, forty-five sixty-seven",
+                Some("+15551234567"),
+            ),
+            (
+                "triple five one two three four five six seven",
+                Some("+15551234567"),
+            ),
+            (
+                "five five five one oh oh four five six seven",
+                Some("+15551004567"),
+            ),
             ("Oh, it's 555 123 4567", Some("+15551234567")),
-            ("eight hundred five five five twelve thirty four", Some("+18005551234")),
-            ("five hundred and five, five five five, one two three four", Some("+15055551234")),
+            (
+                "eight hundred five five five twelve thirty four",
+                Some("+18005551234"),
+            ),
+            (
+                "five hundred and five, five five five, one two three four",
+                Some("+15055551234"),
+            ),
             ("555 one two three 4567", Some("+15551234567")),
-            ("plus four four twenty seventy nine four six zero nine five eight", Some("+442079460958")),
+            (
+                "plus four four twenty seventy nine four six zero nine five eight",
+                Some("+442079460958"),
+            ),
             ("+7 916 123 45 67", Some("+79161234567")),
             ("555 123 4567, call after 5 pm", Some("+15551234567")),
             ("555-1234", None),
@@ -643,9 +676,18 @@ mod tests {
                 Some("+79161234567"),
             ),
             ("восемь 916 сто двадцать три 45 67", Some("+79161234567")),
-            ("8 903 ноль ноль пять двадцать ноль семь", Some("+79030052007")),
-            ("восемь девятьсот три сто пять ноль один двадцать", Some("+79031050120")),
-            ("мой номер 8 916 123 45 67, звоните после 5", Some("+79161234567")),
+            (
+                "8 903 ноль ноль пять двадцать ноль семь",
+                Some("+79030052007"),
+            ),
+            (
+                "восемь девятьсот три сто пять ноль один двадцать",
+                Some("+79031050120"),
+            ),
+            (
+                "мой номер 8 916 123 45 67, звоните после 5",
+                Some("+79161234567"),
+            ),
             ("двадцать", None),
             ("не скажу", None),
             ("123", None),

@@ -204,9 +204,7 @@ impl Phrase {
 
     /// Whether the phrase names any lead field (and so differs per call).
     pub fn has_placeholders(&self) -> bool {
-        self.segments
-            .iter()
-            .any(|s| matches!(s, Segment::Field(_)))
+        self.segments.iter().any(|s| matches!(s, Segment::Field(_)))
     }
 
     /// The lead fields the phrase names, in order of appearance.

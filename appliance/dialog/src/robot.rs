@@ -295,7 +295,14 @@ fn build(
     })
 }
 
-fn range(issues: &mut Vec<Issue>, key: &str, value: Option<i64>, default: u32, min: u32, max: u32) -> u32 {
+fn range(
+    issues: &mut Vec<Issue>,
+    key: &str,
+    value: Option<i64>,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> u32 {
     match value {
         None => default,
         Some(v) if v >= i64::from(min) && v <= i64::from(max) => v as u32,
@@ -313,7 +320,11 @@ fn range(issues: &mut Vec<Issue>, key: &str, value: Option<i64>, default: u32, m
 
 /// Turns the raw file into a robot, collecting every problem instead of
 /// stopping at the first, so an integrator fixes a robot in one pass.
-fn validate(raw: RawRobot, dir: Option<&Path>, prompt: Option<String>) -> Result<Robot, Vec<Issue>> {
+fn validate(
+    raw: RawRobot,
+    dir: Option<&Path>,
+    prompt: Option<String>,
+) -> Result<Robot, Vec<Issue>> {
     let mut issues = Vec::new();
 
     let name = match raw.name {
@@ -327,8 +338,9 @@ fn validate(raw: RawRobot, dir: Option<&Path>, prompt: Option<String>) -> Result
         }
         Some(n) => {
             let ok = n.len() <= 64
-                && n.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                && n.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if !ok {
                 issues.push(Issue::BadName {
                     key: "name".into(),
@@ -379,7 +391,9 @@ fn validate(raw: RawRobot, dir: Option<&Path>, prompt: Option<String>) -> Result
     }
 
     if raw.voice.as_deref().is_some_and(|v| v.trim().is_empty()) {
-        issues.push(Issue::Empty { key: "voice".into() });
+        issues.push(Issue::Empty {
+            key: "voice".into(),
+        });
     }
 
     let stt_language = match raw.stt_language.as_deref() {
@@ -415,7 +429,14 @@ fn validate(raw: RawRobot, dir: Option<&Path>, prompt: Option<String>) -> Result
         }
     };
 
-    let max_turns = range(&mut issues, "max_turns", raw.max_turns, 20, 1, MAX_TURNS_LIMIT);
+    let max_turns = range(
+        &mut issues,
+        "max_turns",
+        raw.max_turns,
+        20,
+        1,
+        MAX_TURNS_LIMIT,
+    );
     let defaults = Limits::default();
     let limits = Limits {
         silence_prompts: range(
@@ -426,7 +447,14 @@ fn validate(raw: RawRobot, dir: Option<&Path>, prompt: Option<String>) -> Result
             0,
             MAX_LIMIT,
         ),
-        retries: range(&mut issues, "limits.retries", raw.limits.retries, defaults.retries, 0, MAX_LIMIT),
+        retries: range(
+            &mut issues,
+            "limits.retries",
+            raw.limits.retries,
+            defaults.retries,
+            0,
+            MAX_LIMIT,
+        ),
         corrections: range(
             &mut issues,
             "limits.corrections",
@@ -556,8 +584,14 @@ mod tests {
             assert_eq!(robot.phrases().len(), PhraseId::ALL.len());
             assert!(Robot::builtin(name).is_some());
         }
-        assert_eq!(Robot::builtin("reception-en").unwrap().language, Language::En);
-        assert_eq!(Robot::builtin("reception-ru").unwrap().language, Language::Ru);
+        assert_eq!(
+            Robot::builtin("reception-en").unwrap().language,
+            Language::En
+        );
+        assert_eq!(
+            Robot::builtin("reception-ru").unwrap().language,
+            Language::Ru
+        );
         assert!(Robot::builtin("nope").is_none());
     }
 
@@ -582,7 +616,8 @@ mod tests {
 
     #[test]
     fn minimal_robot_gets_defaults() {
-        let mut text = String::from("name = \"x\"\nlanguage = \"ru\"\ndefault_country = \"7\"\n[phrases]\n");
+        let mut text =
+            String::from("name = \"x\"\nlanguage = \"ru\"\ndefault_country = \"7\"\n[phrases]\n");
         for id in PhraseId::ALL {
             text.push_str(&format!("{id} = \"t\"\n"));
         }

@@ -218,24 +218,191 @@ const OPENERS: &[&str] = &[
 
 /// Words that are never (part of) a name.
 const NOT_NAME: &[&str] = &[
-    "yes", "no", "yeah", "yep", "nope", "ok", "okay", "sure", "hello", "hi", "hey", "what",
-    "why", "who", "how", "where", "when", "sorry", "pardon", "please", "thanks", "thank",
-    "you", "me", "my", "i", "it", "it's", "is", "am", "are", "the", "a", "an", "and", "or",
-    "not", "don't", "dont", "know", "name", "phone", "number", "call", "calling", "back",
-    "later", "here", "there", "well", "um", "uh", "just", "speaking", "want", "need",
-    "would", "like", "book", "booking", "can", "could", "this", "that", "of", "for", "to",
-    "in", "on", "at", "with", "from", "about", "good", "fine", "right", "correct", "wrong",
-    "again", "repeat", "already", "told", "said", "nothing", "none", "nobody", "anonymous",
-    "robot", "bot", "да", "нет", "ага", "угу", "ну", "алло", "здравствуйте", "привет",
-    "спасибо", "пожалуйста", "что", "зачем", "почему", "кто", "как", "где", "когда",
-    "извините", "простите", "повторите", "не", "я", "мы", "вы", "ты", "он", "она", "это",
-    "мой", "моя", "меня", "мне", "зовут", "имя", "номер", "телефон", "хорошо", "ладно",
-    "конечно", "уже", "говорил", "говорила", "сказал", "сказала", "знаю", "надо", "нужно",
-    "хочу", "хотел", "хотела", "можно", "позже", "перезвоните", "и", "а", "но", "или", "в",
-    "на", "с", "по", "для", "так", "вот", "здесь", "тут", "добрый", "день", "вечер", "утро",
-    "слушаю", "робот", "бот", "никак", "неважно", "hmm", "hm", "mm", "ah", "eh", "er", "erm",
-    "umm", "uhm", "everything", "all", "both", "nothing", "все", "оба", "ничего", "хм", "ммм",
-    "эээ", "ээ", "э",
+    "yes",
+    "no",
+    "yeah",
+    "yep",
+    "nope",
+    "ok",
+    "okay",
+    "sure",
+    "hello",
+    "hi",
+    "hey",
+    "what",
+    "why",
+    "who",
+    "how",
+    "where",
+    "when",
+    "sorry",
+    "pardon",
+    "please",
+    "thanks",
+    "thank",
+    "you",
+    "me",
+    "my",
+    "i",
+    "it",
+    "it's",
+    "is",
+    "am",
+    "are",
+    "the",
+    "a",
+    "an",
+    "and",
+    "or",
+    "not",
+    "don't",
+    "dont",
+    "know",
+    "name",
+    "phone",
+    "number",
+    "call",
+    "calling",
+    "back",
+    "later",
+    "here",
+    "there",
+    "well",
+    "um",
+    "uh",
+    "just",
+    "speaking",
+    "want",
+    "need",
+    "would",
+    "like",
+    "book",
+    "booking",
+    "can",
+    "could",
+    "this",
+    "that",
+    "of",
+    "for",
+    "to",
+    "in",
+    "on",
+    "at",
+    "with",
+    "from",
+    "about",
+    "good",
+    "fine",
+    "right",
+    "correct",
+    "wrong",
+    "again",
+    "repeat",
+    "already",
+    "told",
+    "said",
+    "nothing",
+    "none",
+    "nobody",
+    "anonymous",
+    "robot",
+    "bot",
+    "да",
+    "нет",
+    "ага",
+    "угу",
+    "ну",
+    "алло",
+    "здравствуйте",
+    "привет",
+    "спасибо",
+    "пожалуйста",
+    "что",
+    "зачем",
+    "почему",
+    "кто",
+    "как",
+    "где",
+    "когда",
+    "извините",
+    "простите",
+    "повторите",
+    "не",
+    "я",
+    "мы",
+    "вы",
+    "ты",
+    "он",
+    "она",
+    "это",
+    "мой",
+    "моя",
+    "меня",
+    "мне",
+    "зовут",
+    "имя",
+    "номер",
+    "телефон",
+    "хорошо",
+    "ладно",
+    "конечно",
+    "уже",
+    "говорил",
+    "говорила",
+    "сказал",
+    "сказала",
+    "знаю",
+    "надо",
+    "нужно",
+    "хочу",
+    "хотел",
+    "хотела",
+    "можно",
+    "позже",
+    "перезвоните",
+    "и",
+    "а",
+    "но",
+    "или",
+    "в",
+    "на",
+    "с",
+    "по",
+    "для",
+    "так",
+    "вот",
+    "здесь",
+    "тут",
+    "добрый",
+    "день",
+    "вечер",
+    "утро",
+    "слушаю",
+    "робот",
+    "бот",
+    "никак",
+    "неважно",
+    "hmm",
+    "hm",
+    "mm",
+    "ah",
+    "eh",
+    "er",
+    "erm",
+    "umm",
+    "uhm",
+    "everything",
+    "all",
+    "both",
+    "nothing",
+    "все",
+    "оба",
+    "ничего",
+    "хм",
+    "ммм",
+    "эээ",
+    "ээ",
+    "э",
 ];
 
 /// Fillers that introduce a name, longest first so "my name is" wins over
@@ -300,9 +467,29 @@ pub(crate) fn clean(transcript: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whole transcripts whisper invents from silence or noise (it learned them
+/// from subtitled videos). The STT filters these too; the dialog checks again
+/// because taking "Продолжение следует" as the caller's request is worse
+/// than asking again.
+const HALLUCINATIONS: &[&str] = &[
+    "продолжение следует",
+    "субтитры сделал dimatorzok",
+    "субтитры создавал dimatorzok",
+    "редактор субтитров а синецкая корректор а егорова",
+    "спасибо за просмотр",
+    "thanks for watching",
+    "thank you for watching",
+    "thank you so much for watching",
+    "please subscribe",
+];
+
 /// Whether a cleaned transcript has anything to understand.
 pub(crate) fn is_intelligible(clean: &str) -> bool {
-    clean.chars().any(char::is_alphanumeric)
+    if !clean.chars().any(char::is_alphanumeric) {
+        return false;
+    }
+    let joined = words(clean).join(" ");
+    !HALLUCINATIONS.contains(&joined.as_str())
 }
 
 /// Lowercased words (ё folded to е, curly apostrophes straightened).
@@ -400,7 +587,8 @@ pub(crate) enum Target {
 
 pub(crate) fn correction_target(words: &[String]) -> Option<Target> {
     let any = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
-    if any(&["phone", "number", "телефон", "номер", "телефона", "номера"]) {
+    if any(&["phone", "number", "телефон", "номер", "телефона", "номера"])
+    {
         Some(Target::Phone)
     } else if any(&["name", "имя", "зовут", "фамилия", "фамилию"]) {
         Some(Target::Name)
@@ -444,7 +632,10 @@ fn title_case(raw: &str) -> String {
         .map(|part| {
             let mut cs = part.chars();
             match cs.next() {
-                Some(first) => first.to_uppercase().chain(cs.flat_map(char::to_lowercase)).collect(),
+                Some(first) => first
+                    .to_uppercase()
+                    .chain(cs.flat_map(char::to_lowercase))
+                    .collect(),
                 None => String::new(),
             }
         })
@@ -492,23 +683,30 @@ pub(crate) fn extract_name(text: &str, mode: NameMode) -> Option<String> {
         if rest.is_empty() {
             continue;
         }
-        let picked: &[&str] = if filler.is_some() && starts_upper(rest[0]) && rest.iter().any(|w| !starts_upper(w)) {
-            // "This is John calling about a booking": the capitalised run.
-            let n = rest
-                .iter()
-                .take(3)
-                .take_while(|w| starts_upper(w) && is_name_word(w))
-                .count();
-            &rest[..n]
-        } else if rest.len() <= 3 && rest.iter().all(|w| is_name_word(w)) {
-            rest
-        } else {
-            &[]
-        };
+        let picked: &[&str] =
+            if filler.is_some() && starts_upper(rest[0]) && rest.iter().any(|w| !starts_upper(w)) {
+                // "This is John calling about a booking": the capitalised run.
+                let n = rest
+                    .iter()
+                    .take(3)
+                    .take_while(|w| starts_upper(w) && is_name_word(w))
+                    .count();
+                &rest[..n]
+            } else if rest.len() <= 3 && rest.iter().all(|w| is_name_word(w)) {
+                rest
+            } else {
+                &[]
+            };
         if picked.is_empty() {
             continue;
         }
-        return Some(picked.iter().map(|w| title_case(w)).collect::<Vec<_>>().join(" "));
+        return Some(
+            picked
+                .iter()
+                .map(|w| title_case(w))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
     }
     None
 }
@@ -600,6 +798,9 @@ mod tests {
         assert_eq!(clean("call (unclosed"), "call (unclosed");
         assert!(!is_intelligible(&clean("... !!")));
         assert!(is_intelligible(&clean("Да.")));
+        assert!(!is_intelligible(&clean("Продолжение следует...")));
+        assert!(!is_intelligible(&clean("Thanks for watching!")));
+        assert!(is_intelligible(&clean("Thanks for calling back")));
     }
 
     #[test]
@@ -610,7 +811,10 @@ mod tests {
     #[test]
     fn objections() {
         let cases = [
-            ("I'm not interested, thanks.", Some(Objection::NotInterested)),
+            (
+                "I'm not interested, thanks.",
+                Some(Objection::NotInterested),
+            ),
             ("Нет, спасибо, не интересно", Some(Objection::NotInterested)),
             ("Please don't call me again", Some(Objection::NotInterested)),
             ("Can you call me back later?", Some(Objection::CallLater)),
@@ -662,8 +866,14 @@ mod tests {
             ("меня зовут иван", Some("Иван")),
             ("Меня зовут Анна-Мария.", Some("Анна-Мария")),
             ("Я Мария, мой номер 8 916 123 45 67", Some("Мария")),
-            ("Ну, это Ольга Сергеевна Иванова", Some("Ольга Сергеевна Иванова")),
-            ("My name is John and my number is 555 123 4567", Some("John")),
+            (
+                "Ну, это Ольга Сергеевна Иванова",
+                Some("Ольга Сергеевна Иванова"),
+            ),
+            (
+                "My name is John and my number is 555 123 4567",
+                Some("John"),
+            ),
             ("Yes.", None),
             ("No", None),
             ("Да", None),
@@ -676,7 +886,11 @@ mod tests {
             ("", None),
         ];
         for (text, want) in cases {
-            assert_eq!(extract_name(text, NameMode::Lenient).as_deref(), want, "{text:?}");
+            assert_eq!(
+                extract_name(text, NameMode::Lenient).as_deref(),
+                want,
+                "{text:?}"
+            );
         }
     }
 
@@ -687,20 +901,33 @@ mod tests {
             Some("John")
         );
         assert_eq!(
-            extract_name("Здравствуйте, меня зовут Иван, хочу забронировать", NameMode::Strict).as_deref(),
+            extract_name(
+                "Здравствуйте, меня зовут Иван, хочу забронировать",
+                NameMode::Strict
+            )
+            .as_deref(),
             Some("Иван")
         );
-        assert_eq!(extract_name("I'm looking for a room", NameMode::Strict), None);
+        assert_eq!(
+            extract_name("I'm looking for a room", NameMode::Strict),
+            None
+        );
         assert_eq!(extract_name("John", NameMode::Strict), None);
         assert_eq!(extract_name("это по поводу брони", NameMode::Strict), None);
     }
 
     #[test]
     fn tidies_answers() {
-        assert_eq!(tidy_answer("Hi, I'd like to book a table."), "I'd like to book a table");
+        assert_eq!(
+            tidy_answer("Hi, I'd like to book a table."),
+            "I'd like to book a table"
+        );
         assert_eq!(tidy_answer("Good morning! I need a room"), "I need a room");
         assert_eq!(tidy_answer("So I need a room."), "So I need a room");
-        assert_eq!(tidy_answer("Здравствуйте. Хочу забронировать номер."), "Хочу забронировать номер");
+        assert_eq!(
+            tidy_answer("Здравствуйте. Хочу забронировать номер."),
+            "Хочу забронировать номер"
+        );
         assert_eq!(tidy_answer("Hello?"), "");
         assert_eq!(tidy_city("I'm from boston."), "Boston");
         assert_eq!(tidy_city("из Казани"), "Казани");
@@ -709,7 +936,10 @@ mod tests {
 
     #[test]
     fn correction_targets() {
-        assert_eq!(correction_target(&w("the phone number")), Some(Target::Phone));
+        assert_eq!(
+            correction_target(&w("the phone number")),
+            Some(Target::Phone)
+        );
         assert_eq!(correction_target(&w("имя")), Some(Target::Name));
         assert_eq!(correction_target(&w("даты")), Some(Target::Dates));
         assert_eq!(correction_target(&w("город")), Some(Target::City));

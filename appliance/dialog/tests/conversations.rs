@@ -51,7 +51,11 @@ fn check(case: &Case) {
     let transcript: Vec<&str> = replies.iter().map(|r| r.text.as_str()).collect();
     assert_eq!(route, case.route, "{}: route\n{transcript:#?}", case.title);
     let last = replies.last().unwrap();
-    assert!(last.end_call, "{}: last reply must end the call", case.title);
+    assert!(
+        last.end_call,
+        "{}: last reply must end the call",
+        case.title
+    );
     assert!(
         replies[..replies.len() - 1].iter().all(|r| !r.end_call),
         "{}: only the last reply ends the call",
@@ -78,7 +82,12 @@ fn check(case: &Case) {
     assert_eq!(lead.confirmed, w.confirmed, "{}: confirmed", case.title);
     assert_eq!(lead.end, Some(w.end), "{}: end reason", case.title);
     assert_eq!(last.phrase_id, w.last_phrase, "{}: last phrase", case.title);
-    assert_eq!(lead.turns as usize, case.events.len(), "{}: turns", case.title);
+    assert_eq!(
+        lead.turns as usize,
+        case.events.len(),
+        "{}: turns",
+        case.title
+    );
 }
 
 const CASES: &[Case] = &[

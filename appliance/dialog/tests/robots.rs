@@ -103,7 +103,7 @@ fn unknown_key_is_an_error() {
     let dir = robot_dir(&toml);
     let err = Robot::load(dir.path()).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, RobotError::Parse { line: 4, .. }), "{err:?}");
+    assert!(matches!(err, RobotError::Parse { line: 5, .. }), "{err:?}");
     assert!(msg.contains("colour"), "{msg}");
     assert!(msg.contains("robot.toml"), "{msg}");
 }
@@ -138,7 +138,9 @@ fn invalid_language() {
 fn empty_phrase() {
     let toml = valid_toml().replace("greeting = \"Phrase greeting.\"", "greeting = \"  \"");
     let err = Robot::load(robot_dir(&toml).path()).unwrap_err();
-    assert!(err.to_string().contains("phrases.greeting: must not be empty"));
+    assert!(err
+        .to_string()
+        .contains("phrases.greeting: must not be empty"));
     assert_eq!(
         issues(err),
         [Issue::Empty {
@@ -151,9 +153,15 @@ fn empty_phrase() {
 fn every_problem_is_reported_at_once() {
     let toml = valid_toml()
         .replace("language = \"en\"", "language = \"english\"")
-        .replace("default_country = \"1\"", "default_country = \"+1\"\nmax_turns = 0\nstt_language = \"fr\"")
+        .replace(
+            "default_country = \"1\"",
+            "default_country = \"+1\"\nmax_turns = 0\nstt_language = \"fr\"",
+        )
         .replace("goodbye = \"Phrase goodbye.\"\n", "")
-        .replace("ask_name = \"Phrase ask_name.\"", "ask_name = \"Hi {nmae}\"")
+        .replace(
+            "ask_name = \"Phrase ask_name.\"",
+            "ask_name = \"Hi {nmae}\"",
+        )
         .replace("ask_city = \"Phrase ask_city.\"", "ask_city = \"{city}?\"")
         .replace("dates = true", "dates = true\n[limits]\nretries = 99");
     let dir = robot_dir(&toml);
@@ -186,7 +194,10 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn declared_wav_must_exist() {
-    let toml = format!("{}\n[audio]\ngreeting = \"audio/greeting.wav\"\n", valid_toml());
+    let toml = format!(
+        "{}\n[audio]\ngreeting = \"audio/greeting.wav\"\n",
+        valid_toml()
+    );
     let dir = robot_dir(&toml);
     let err = Robot::load(dir.path()).unwrap_err();
     let msg = err.to_string();
@@ -199,7 +210,10 @@ fn declared_wav_must_exist() {
     let wav = dir.path().join("audio/greeting.wav");
     fs::write(&wav, b"RIFF").unwrap();
     let robot = Robot::load(dir.path()).unwrap();
-    assert_eq!(robot.phrase("greeting").unwrap().audio.as_deref(), Some(wav.as_path()));
+    assert_eq!(
+        robot.phrase("greeting").unwrap().audio.as_deref(),
+        Some(wav.as_path())
+    );
     let reply = Dialog::new(&robot).start();
     assert_eq!(reply.audio.as_deref(), Some(wav.as_path()));
 }
@@ -233,9 +247,15 @@ fn bad_audio_declarations() {
 
 #[test]
 fn text_robot_cannot_declare_audio() {
-    let toml = format!("{}\n[audio]\ngreeting = \"audio/greeting.wav\"\n", valid_toml());
+    let toml = format!(
+        "{}\n[audio]\ngreeting = \"audio/greeting.wav\"\n",
+        valid_toml()
+    );
     let err = Robot::from_toml(&toml, Path::new("pushed.toml")).unwrap_err();
-    assert!(err.to_string().starts_with("pushed.toml: 1 problem(s)"), "{err}");
+    assert!(
+        err.to_string().starts_with("pushed.toml: 1 problem(s)"),
+        "{err}"
+    );
     assert_eq!(
         issues(err),
         [Issue::AudioWithoutFolder {
@@ -249,7 +269,11 @@ fn llm_modes_need_a_prompt_and_run_the_script() {
     let toml = valid_toml().replace("language = \"en\"", "language = \"en\"\nmode = \"llm\"");
     let dir = robot_dir(&toml);
     let err = Robot::load(dir.path()).unwrap_err();
-    assert!(err.to_string().contains("mode: mode \"llm\" needs prompt.md"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("mode: mode \"llm\" needs prompt.md"),
+        "{err}"
+    );
 
     fs::write(dir.path().join("prompt.md"), "You are a receptionist.").unwrap();
     let robot = Robot::load(dir.path()).unwrap();
@@ -257,7 +281,10 @@ fn llm_modes_need_a_prompt_and_run_the_script() {
     assert_eq!(robot.prompt.as_deref(), Some("You are a receptionist."));
     assert_eq!(Dialog::new(&robot).start().phrase_id, "greeting");
 
-    let bad = valid_toml().replace("language = \"en\"", "language = \"en\"\nmode = \"pipeline\"");
+    let bad = valid_toml().replace(
+        "language = \"en\"",
+        "language = \"en\"\nmode = \"pipeline\"",
+    );
     let got = issues(Robot::load(robot_dir(&bad).path()).unwrap_err());
     assert!(matches!(&got[..], [Issue::NotOneOf { key, .. }] if key == "mode"));
 }
