@@ -1,0 +1,34 @@
+//! Converts a CTranslate2 Whisper `model.bin` to ggml: `ct2_to_ggml MODEL_BIN ASSETS_DIR OUT`.
+//!
+//! A developer tool for checking the converter against the reference script;
+//! the product converts during `voiceblock models fetch`.
+
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use vb_models::ct2::{convert_to_ggml, Ct2Model, WhisperAssets};
+
+fn main() -> ExitCode {
+    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let [model, assets, out] = args.as_slice() else {
+        eprintln!("usage: ct2_to_ggml MODEL_BIN WHISPER_ASSETS_DIR OUT.bin");
+        return ExitCode::from(2);
+    };
+    let result = (|| -> Result<_, Box<dyn std::error::Error>> {
+        let model = Ct2Model::open(model)?;
+        let assets = WhisperAssets::from_dir(assets)?;
+        let file = std::fs::File::create(out)?;
+        Ok(convert_to_ggml(&model, &assets, BufWriter::new(file))?)
+    })();
+    match result {
+        Ok(summary) => {
+            eprintln!("{summary:?}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

