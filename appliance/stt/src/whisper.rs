@@ -1,0 +1,531 @@
+//! The whisper.cpp engine: one model context and one reused decoding state,
+//! short-clip windows, en/ru detection, cancellation and the filter wired in.
+
+use std::borrow::Cow;
+use std::ffi::{c_int, c_void};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperError,
+    WhisperState,
+};
+
+use crate::filter::{filter_transcript, FilterConfig, FilterReason};
+use crate::ggml::check_model_file;
+use crate::window::{audio_ctx_for, Budget, WindowFloors, FULL_WINDOW};
+use crate::{
+    Lang, Language, LanguageDetection, Segment, SttError, TranscribeOptions, Transcriber,
+    Transcript, MAX_AUDIO_MS, SAMPLE_RATE,
+};
+
+/// Clips shorter than this are padded with silence: whisper.cpp skips input
+/// under 100 ms outright, and sub-second clips decode better with some tail.
+pub const MIN_AUDIO_MS: u32 = 1000;
+
+/// Settings of a [`WhisperTranscriber`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WhisperConfig {
+    /// CPU threads for whisper.cpp (the box has 4 cores and the call loop,
+    /// VAD and TTS need the rest).
+    pub threads: usize,
+    /// Encoder window floors; None picks them by the model's type.
+    pub floors: Option<WindowFloors>,
+    /// Token cap and deadline per clip.
+    pub budget: Budget,
+    /// Hallucination filter thresholds.
+    pub filter: FilterConfig,
+}
+
+impl Default for WhisperConfig {
+    fn default() -> Self {
+        Self {
+            threads: 2,
+            floors: None,
+            budget: Budget::default(),
+            filter: FilterConfig::default(),
+        }
+    }
+}
+
+/// whisper.cpp behind the [`Transcriber`] trait.
+pub struct WhisperTranscriber {
+    path: PathBuf,
+    config: WhisperConfig,
+    floors: WindowFloors,
+    model_type: String,
+    multilingual: bool,
+    // Field order is drop order: the state must go before the context.
+    state: WhisperState,
+    _ctx: WhisperContext,
+    // Built once: `FullParams::set_language` leaks its CString, so per-call
+    // params are clones of these rather than fresh builds.
+    tuned_en: FullParams<'static, 'static>,
+    tuned_ru: FullParams<'static, 'static>,
+    plain_en: FullParams<'static, 'static>,
+    plain_ru: FullParams<'static, 'static>,
+}
+
+impl std::fmt::Debug for WhisperTranscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhisperTranscriber")
+            .field("path", &self.path)
+            .field("model_type", &self.model_type)
+            .field("multilingual", &self.multilingual)
+            .field("floors", &self.floors)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the language of one call is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LangPlan {
+    Fixed(Lang),
+    Detect,
+}
+
+impl WhisperTranscriber {
+    /// Loads a ggml whisper model. Errors name the path: missing, unreadable,
+    /// not ggml, or refused by whisper.cpp.
+    pub fn load(path: impl AsRef<Path>, config: WhisperConfig) -> Result<Self, SttError> {
+        let path = path.as_ref().to_path_buf();
+        if config.threads == 0 {
+            return Err(SttError::NoThreads);
+        }
+        let layout = check_model_file(&path)?;
+        // whisper.cpp logs every load step to stderr otherwise.
+        whisper_rs::install_logging_hooks();
+
+        let ctx = WhisperContext::new_with_params(&path, WhisperContextParameters::default())
+            .map_err(|source| SttError::ModelInvalid {
+                path: path.clone(),
+                source,
+            })?;
+        let state = ctx.create_state().map_err(|source| SttError::StateInit {
+            path: path.clone(),
+            source,
+        })?;
+        let model_type = ctx
+            .model_type_readable_str_lossy()
+            .map(Cow::into_owned)
+            .unwrap_or_default();
+        let multilingual = ctx.is_multilingual();
+        let floors = config
+            .floors
+            .unwrap_or_else(|| WindowFloors::for_model_type(&model_type));
+        let threads = c_int::try_from(config.threads).unwrap_or(c_int::MAX);
+        tracing::info!(
+            path = %path.display(), model_type, multilingual, ?floors, tensors = layout.tensors,
+            "whisper model loaded"
+        );
+        Ok(Self {
+            tuned_en: tuned_params(threads, Lang::En),
+            tuned_ru: tuned_params(threads, Lang::Ru),
+            plain_en: plain_params(threads, Lang::En),
+            plain_ru: plain_params(threads, Lang::Ru),
+            path,
+            config,
+            floors,
+            model_type,
+            multilingual,
+            state,
+            _ctx: ctx,
+        })
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// whisper.cpp's name for the model size ("tiny", "base", ...).
+    pub fn model_type(&self) -> &str {
+        &self.model_type
+    }
+
+    /// Whether the model knows languages other than English.
+    pub fn is_multilingual(&self) -> bool {
+        self.multilingual
+    }
+
+    /// Encoder window floors in use.
+    pub fn floors(&self) -> WindowFloors {
+        self.floors
+    }
+
+    fn plan(&self, language: Language) -> Result<LangPlan, SttError> {
+        match (language, self.multilingual) {
+            (Language::En, _) | (Language::Auto, false) => Ok(LangPlan::Fixed(Lang::En)),
+            (Language::Ru, true) => Ok(LangPlan::Fixed(Lang::Ru)),
+            (Language::Ru, false) => Err(SttError::LanguageUnsupported {
+                path: self.path.clone(),
+                language: Lang::Ru,
+            }),
+            (Language::Auto, true) => Ok(LangPlan::Detect),
+        }
+    }
+
+    /// Picks English or Russian on an encoder window of `audio_ctx`.
+    ///
+    /// `WhisperState::lang_detect` encodes with the window of the state's last
+    /// `full()` call, so a `full()` limited to 100 ms of audio sets the window
+    /// first: whisper.cpp stores `audio_ctx` and computes the mel, then stops
+    /// before encoding anything.
+    fn detect(
+        &mut self,
+        samples: &[f32],
+        audio_ctx: u32,
+    ) -> Result<(Lang, LanguageDetection), SttError> {
+        let stage = "detecting the language";
+        let whisper = |source| SttError::Whisper { stage, source };
+        let mut prime = self.tuned_en.clone();
+        prime.set_audio_ctx(audio_ctx as c_int);
+        prime.set_offset_ms(0);
+        prime.set_duration_ms(100);
+        self.state.full(prime, samples).map_err(whisper)?;
+        let threads = self.config.threads;
+        let (_, probs) = self.state.lang_detect(0, threads).map_err(whisper)?;
+        let prob = |code| {
+            whisper_rs::get_lang_id(code)
+                .and_then(|id| probs.get(usize::try_from(id).ok()?).copied())
+                .unwrap_or(0.0)
+        };
+        let detection = LanguageDetection {
+            en: prob("en"),
+            ru: prob("ru"),
+        };
+        let lang = if detection.ru > detection.en {
+            Lang::Ru
+        } else {
+            Lang::En
+        };
+        Ok((lang, detection))
+    }
+
+    /// The plain whisper.cpp path, for [`crate::bench`]: default parameters on
+    /// the full 30 s window, no token cap, no single-segment mode.
+    pub(crate) fn transcribe_plain(
+        &mut self,
+        audio_16k: &[f32],
+        lang: Lang,
+    ) -> Result<String, SttError> {
+        check_audio(audio_16k)?;
+        let params = match lang {
+            Lang::En => self.plain_en.clone(),
+            Lang::Ru => self.plain_ru.clone(),
+        };
+        let samples = pad(audio_16k);
+        self.state
+            .full(params, &samples)
+            .map_err(|source| SttError::Whisper {
+                stage: "decoding (plain path)",
+                source,
+            })?;
+        Ok(self
+            .segments()
+            .iter()
+            .map(|s| s.text.trim())
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
+
+    fn segments(&self) -> Vec<Segment> {
+        self.state
+            .as_iter()
+            .map(|seg| Segment {
+                text: seg.to_str_lossy().map(Cow::into_owned).unwrap_or_default(),
+                no_speech_prob: seg.no_speech_probability(),
+            })
+            .collect()
+    }
+}
+
+impl Transcriber for WhisperTranscriber {
+    fn transcribe(
+        &mut self,
+        audio_16k: &[f32],
+        opts: &TranscribeOptions,
+    ) -> Result<Transcript, SttError> {
+        let started = Instant::now();
+        let audio_ms = check_audio(audio_16k)?;
+        let plan = self.plan(opts.language)?;
+        if let Some(ctx) = opts.audio_ctx {
+            if ctx == 0 || ctx > FULL_WINDOW {
+                return Err(SttError::InvalidAudioCtx {
+                    audio_ctx: ctx,
+                    max: FULL_WINDOW,
+                });
+            }
+        }
+        let elapsed_ms = |started: Instant| started.elapsed().as_millis() as u64;
+        if opts.cancel.is_cancelled() {
+            return Err(SttError::Cancelled {
+                elapsed_ms: elapsed_ms(started),
+            });
+        }
+
+        let rms_dbfs = vb_audio::pcm::to_dbfs(vb_audio::pcm::rms(audio_16k));
+        let fixed = match plan {
+            LangPlan::Fixed(lang) => Some(lang),
+            LangPlan::Detect => None,
+        };
+        if rms_dbfs < self.config.filter.silence_dbfs {
+            return Ok(Transcript {
+                text: String::new(),
+                raw_text: String::new(),
+                language: fixed,
+                detection: None,
+                segments: Vec::new(),
+                no_speech_prob: None,
+                rms_dbfs,
+                audio_ms,
+                elapsed_ms: elapsed_ms(started) as u32,
+                audio_ctx: 0,
+                filtered: Some(FilterReason::Silence { rms_dbfs }),
+            });
+        }
+
+        let samples = pad(audio_16k);
+        let budget = self.config.budget;
+        let deadline_ms = budget.deadline_ms(audio_ms);
+        let guard = AbortGuard {
+            cancel: opts.cancel.clone(),
+            deadline: started + Duration::from_millis(deadline_ms),
+            fired: AtomicU8::new(AbortGuard::NOT_FIRED),
+        };
+        let stopped = |guard: &AbortGuard, stage, source| match guard.fired.load(Ordering::Acquire)
+        {
+            AbortGuard::CANCELLED => SttError::Cancelled {
+                elapsed_ms: elapsed_ms(started),
+            },
+            AbortGuard::DEADLINE => SttError::DeadlineExceeded {
+                audio_ms,
+                deadline_ms,
+            },
+            _ => SttError::Whisper { stage, source },
+        };
+
+        let (lang, detection, audio_ctx) = match plan {
+            LangPlan::Fixed(lang) => {
+                let ctx = opts
+                    .audio_ctx
+                    .unwrap_or_else(|| audio_ctx_for(audio_ms, self.floors.for_lang(lang)));
+                (lang, None, ctx)
+            }
+            LangPlan::Detect => {
+                let ctx = opts
+                    .audio_ctx
+                    .unwrap_or_else(|| audio_ctx_for(audio_ms, self.floors.for_unknown()));
+                let (lang, detection) = self.detect(&samples, ctx)?;
+                // lang_detect has no abort hook: look once it is done.
+                if guard.check() {
+                    return Err(stopped(
+                        &guard,
+                        "detecting the language",
+                        WhisperError::NoSamples,
+                    ));
+                }
+                (lang, Some(detection), ctx)
+            }
+        };
+
+        let mut params = match lang {
+            Lang::En => self.tuned_en.clone(),
+            Lang::Ru => self.tuned_ru.clone(),
+        };
+        params.set_audio_ctx(audio_ctx as c_int);
+        params.set_max_tokens(budget.max_tokens(audio_ms) as c_int);
+        // SAFETY: the callback only reads `guard` through the pointer, and
+        // `guard` lives on this stack frame until after `full` returns; `full`
+        // consumes `params`, so no copy of the pointer outlives the call.
+        unsafe {
+            params.set_abort_callback(Some(abort_trampoline));
+            params.set_abort_callback_user_data(std::ptr::from_ref(&guard).cast_mut().cast());
+        }
+        self.state
+            .full(params, &samples)
+            .map_err(|source| stopped(&guard, "decoding", source))?;
+
+        let segments = self.segments();
+        let raw_text = segments
+            .iter()
+            .map(|s| s.text.trim())
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let no_speech_prob = segments.iter().map(|s| s.no_speech_prob).reduce(f32::max);
+        let verdict = filter_transcript(&raw_text, no_speech_prob, rms_dbfs, &self.config.filter);
+        let transcript = Transcript {
+            text: verdict.text,
+            raw_text,
+            language: Some(lang),
+            detection,
+            segments,
+            no_speech_prob,
+            rms_dbfs,
+            audio_ms,
+            elapsed_ms: elapsed_ms(started) as u32,
+            audio_ctx,
+            filtered: verdict.reason,
+        };
+        tracing::debug!(
+            audio_ms, audio_ctx, elapsed_ms = transcript.elapsed_ms, ?lang,
+            filtered = ?transcript.filtered, "transcribed"
+        );
+        Ok(transcript)
+    }
+}
+
+/// Greedy, one candidate, no prompt carry-over, one segment, no timestamps:
+/// the cheapest decode that keeps whisper's temperature fallback.
+fn tuned_params(threads: c_int, lang: Lang) -> FullParams<'static, 'static> {
+    let mut p = plain_params(threads, lang);
+    p.set_no_context(true);
+    p.set_single_segment(true);
+    p.set_no_timestamps(true);
+    // Non-speech tokens are how "[Music]" and "♪" get in.
+    p.set_suppress_nst(true);
+    p
+}
+
+/// whisper.cpp's defaults with greedy search, the language fixed and printing off.
+fn plain_params(threads: c_int, lang: Lang) -> FullParams<'static, 'static> {
+    let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    p.set_n_threads(threads);
+    p.set_language(Some(lang.code()));
+    p.set_print_special(false);
+    p.set_print_progress(false);
+    p.set_print_realtime(false);
+    p.set_print_timestamps(false);
+    p
+}
+
+/// Why whisper's abort callback fired, recorded so the error can say.
+struct AbortGuard {
+    cancel: crate::CancelFlag,
+    deadline: Instant,
+    fired: AtomicU8,
+}
+
+impl AbortGuard {
+    const NOT_FIRED: u8 = 0;
+    const CANCELLED: u8 = 1;
+    const DEADLINE: u8 = 2;
+
+    fn check(&self) -> bool {
+        let why = if self.cancel.is_cancelled() {
+            Self::CANCELLED
+        } else if Instant::now() >= self.deadline {
+            Self::DEADLINE
+        } else {
+            return false;
+        };
+        self.fired.store(why, Ordering::Release);
+        true
+    }
+}
+
+/// whisper.cpp calls this after each encoder pass and each decoder step.
+unsafe extern "C" fn abort_trampoline(user_data: *mut c_void) -> bool {
+    // SAFETY: user_data is the `&AbortGuard` set in `transcribe`, alive for
+    // the whole `full` call that invokes this.
+    let guard = unsafe { &*(user_data as *const AbortGuard) };
+    guard.check()
+}
+
+/// Checks a clip and returns its length in ms.
+fn check_audio(audio: &[f32]) -> Result<u32, SttError> {
+    if audio.is_empty() {
+        return Err(SttError::EmptyAudio);
+    }
+    let audio_ms = audio.len() as u64 * 1000 / u64::from(SAMPLE_RATE);
+    if audio_ms > u64::from(MAX_AUDIO_MS) {
+        return Err(SttError::AudioTooLong {
+            audio_ms,
+            limit_ms: MAX_AUDIO_MS,
+        });
+    }
+    if let Some((index, &value)) = audio.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+        return Err(SttError::NonFiniteSample { index, value });
+    }
+    Ok(audio_ms as u32)
+}
+
+/// Pads a clip with trailing silence up to [`MIN_AUDIO_MS`].
+fn pad(audio: &[f32]) -> Cow<'_, [f32]> {
+    let min = (MIN_AUDIO_MS * SAMPLE_RATE / 1000) as usize;
+    if audio.len() >= min {
+        return Cow::Borrowed(audio);
+    }
+    let mut padded = audio.to_vec();
+    padded.resize(min, 0.0);
+    Cow::Owned(padded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_checks_name_the_problem() {
+        assert!(matches!(check_audio(&[]), Err(SttError::EmptyAudio)));
+        let long = vec![0.0; (MAX_AUDIO_MS as usize + 1) * 16];
+        let err = check_audio(&long).expect_err("over the limit");
+        assert!(matches!(
+            err,
+            SttError::AudioTooLong {
+                audio_ms: 30_001,
+                limit_ms: 30_000
+            }
+        ));
+        assert!(err.to_string().contains("MAX_AUDIO_MS"), "{err}");
+        let mut nan = vec![0.0; 100];
+        nan[42] = f32::NAN;
+        assert!(matches!(
+            check_audio(&nan),
+            Err(SttError::NonFiniteSample { index: 42, .. })
+        ));
+        nan[42] = f32::INFINITY;
+        assert!(check_audio(&nan).is_err());
+        assert_eq!(check_audio(&vec![0.0; 32_000]).expect("2 s is fine"), 2000);
+        assert_eq!(
+            check_audio(&vec![0.0; 480_000]).expect("30 s is fine"),
+            30_000
+        );
+    }
+
+    #[test]
+    fn short_clips_are_padded_long_ones_borrowed() {
+        let short = vec![0.5; 800];
+        let padded = pad(&short);
+        assert_eq!(padded.len(), 16_000);
+        assert_eq!(padded[799], 0.5);
+        assert_eq!(padded[800], 0.0);
+        let long = vec![0.5; 20_000];
+        assert!(matches!(pad(&long), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn abort_guard_reports_cancel_before_deadline() {
+        let guard = AbortGuard {
+            cancel: crate::CancelFlag::new(),
+            deadline: Instant::now() + Duration::from_secs(60),
+            fired: AtomicU8::new(AbortGuard::NOT_FIRED),
+        };
+        assert!(!guard.check());
+        guard.cancel.cancel();
+        assert!(guard.check());
+        assert_eq!(guard.fired.load(Ordering::Acquire), AbortGuard::CANCELLED);
+
+        let late = AbortGuard {
+            cancel: crate::CancelFlag::new(),
+            deadline: Instant::now(),
+            fired: AtomicU8::new(AbortGuard::NOT_FIRED),
+        };
+        // SAFETY: the pointer is to a live guard, as in `transcribe`.
+        assert!(unsafe { abort_trampoline(std::ptr::from_ref(&late).cast_mut().cast()) });
+        assert_eq!(late.fired.load(Ordering::Acquire), AbortGuard::DEADLINE);
+    }
+}
