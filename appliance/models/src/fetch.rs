@@ -202,7 +202,7 @@ pub enum FetchError {
         /// The archive.
         archive: String,
     },
-    /// A conversion asset is larger than [`MAX_ASSET_BYTES`].
+    /// A conversion asset is larger than the 64 MiB asset limit.
     #[error("{model}: {member} in {archive} is {size} bytes, over the {limit}-byte asset limit")]
     AssetTooLarge {
         /// Model name.
