@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use whisper_rs::{
-    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperError,
-    WhisperState,
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
 use crate::filter::{filter_transcript, FilterConfig, FilterReason};
@@ -295,16 +294,16 @@ impl Transcriber for WhisperTranscriber {
             deadline: started + Duration::from_millis(deadline_ms),
             fired: AtomicU8::new(AbortGuard::NOT_FIRED),
         };
-        let stopped = |guard: &AbortGuard, stage, source| match guard.fired.load(Ordering::Acquire)
-        {
-            AbortGuard::CANCELLED => SttError::Cancelled {
+        // Whether (and why) the abort callback stopped whisper.
+        let aborted = |guard: &AbortGuard| match guard.fired.load(Ordering::Acquire) {
+            AbortGuard::CANCELLED => Some(SttError::Cancelled {
                 elapsed_ms: elapsed_ms(started),
-            },
-            AbortGuard::DEADLINE => SttError::DeadlineExceeded {
+            }),
+            AbortGuard::DEADLINE => Some(SttError::DeadlineExceeded {
                 audio_ms,
                 deadline_ms,
-            },
-            _ => SttError::Whisper { stage, source },
+            }),
+            _ => None,
         };
 
         let (lang, detection, audio_ctx) = match plan {
@@ -315,18 +314,21 @@ impl Transcriber for WhisperTranscriber {
                 (lang, None, ctx)
             }
             LangPlan::Detect => {
-                let ctx = opts
+                let detect_ctx = opts
                     .audio_ctx
                     .unwrap_or_else(|| audio_ctx_for(audio_ms, self.floors.for_unknown()));
-                let (lang, detection) = self.detect(&samples, ctx)?;
+                let (lang, detection) = self.detect(&samples, detect_ctx)?;
                 // lang_detect has no abort hook: look once it is done.
                 if guard.check() {
-                    return Err(stopped(
-                        &guard,
-                        "detecting the language",
-                        WhisperError::NoSamples,
-                    ));
+                    if let Some(err) = aborted(&guard) {
+                        return Err(err);
+                    }
                 }
+                // Detection needs the window that serves both languages; the
+                // decode re-encodes anyway, so it can use the detected one's.
+                let ctx = opts
+                    .audio_ctx
+                    .unwrap_or_else(|| audio_ctx_for(audio_ms, self.floors.for_lang(lang)));
                 (lang, Some(detection), ctx)
             }
         };
@@ -344,9 +346,12 @@ impl Transcriber for WhisperTranscriber {
             params.set_abort_callback(Some(abort_trampoline));
             params.set_abort_callback_user_data(std::ptr::from_ref(&guard).cast_mut().cast());
         }
-        self.state
-            .full(params, &samples)
-            .map_err(|source| stopped(&guard, "decoding", source))?;
+        self.state.full(params, &samples).map_err(|source| {
+            aborted(&guard).unwrap_or(SttError::Whisper {
+                stage: "decoding",
+                source,
+            })
+        })?;
 
         let segments = self.segments();
         let raw_text = segments

@@ -7,7 +7,9 @@
 //! WER bounds were measured on these fixtures (espeak-ng voices, which whisper
 //! finds harder than people) and are set a little above what was measured, so
 //! a regression in windowing or filtering shows up; the measured values are
-//! next to each bound.
+//! next to each bound. espeak-ng's Russian is far from natural and whisper base
+//! gets about half its words (the same with the full 30 s window), so the
+//! Russian bounds are loose and the tests also require Cyrillic output.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -21,8 +23,8 @@ use vb_stt::{
 const EN_2S: &str = "Hello, I would like to book a table.";
 const EN_5S: &str =
     "Good morning. My name is John Smith and I need a plumber for my kitchen tomorrow.";
-const RU_2S: &str = "Здравствуйте, я хочу записаться.";
-const RU_5S: &str = "Добрый день. Меня зовут Иван Петров, мне нужна доставка в Москву в пятницу.";
+const RU_2S: &str = "Да, конечно. Спасибо большое.";
+const RU_5S: &str = "Спасибо, да, мне подходит время в пятницу после обеда.";
 
 fn models_dir() -> PathBuf {
     match std::env::var_os("VOICEBLOCK_MODELS") {
@@ -143,27 +145,35 @@ fn tiny_en_transcribes_english() {
 #[test]
 fn base_transcribes_russian() {
     let mut t = shared("ggml-base.bin");
+    let cyrillic = |t: &Transcript| t.text.chars().any(|c| ('а'..='я').contains(&c));
     let short = run(&mut t, "ru_2s.wav", Language::Ru);
     assert_eq!(short.language, Some(Lang::Ru));
     assert_eq!(short.audio_ctx, 1024);
-    assert_close(&short, RU_2S, 0.5); // measured 0.25
+    assert!(cyrillic(&short), "{:?}", short.text);
+    assert_close(&short, RU_2S, 0.75); // measured 0.5 ("Комещаю. Спасибо большое.")
     let long = run(&mut t, "ru_5s.wav", Language::Ru);
-    assert_close(&long, RU_5S, 0.45); // measured 0.31
+    assert!(cyrillic(&long), "{:?}", long.text);
+    assert_close(&long, RU_5S, 0.8); // measured 0.56-0.67
 }
 
 #[test]
 fn auto_detects_english_and_russian() {
     let mut t = shared("ggml-base.bin");
-    for (wav, lang) in [
-        ("en_2s.wav", Lang::En),
-        ("en_5s.wav", Lang::En),
-        ("ru_2s.wav", Lang::Ru),
-        ("ru_5s.wav", Lang::Ru),
+    // Measured: en 0.96/0.91 vs ru < 0.005; Russian ru 0.25/0.40 vs en 0.16/0.09.
+    for (wav, lang, window) in [
+        ("en_2s.wav", Lang::En, 768),
+        ("en_5s.wav", Lang::En, 768),
+        ("ru_2s.wav", Lang::Ru, 1024),
+        ("ru_5s.wav", Lang::Ru, 1024),
     ] {
         let tr = run(&mut t, wav, Language::Auto);
         let det = tr.detection.expect("Auto reports detection");
         eprintln!("{wav}: {det:?} -> {:?} {:?}", tr.language, tr.text);
         assert_eq!(tr.language, Some(lang), "{wav}: {det:?}");
+        assert_eq!(
+            tr.audio_ctx, window,
+            "{wav}: decoded on the detected language's window"
+        );
         assert!(!tr.text.is_empty(), "{wav}");
     }
 }
@@ -235,29 +245,39 @@ fn cancellation_stops_decoding_quickly() {
     assert!(matches!(err, SttError::Cancelled { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_millis(20));
 
-    // Mid-decode: the full window makes the call slow enough to catch.
-    let cancel = CancelFlag::new();
+    // Mid-decode. whisper.cpp polls the abort callback after each encoder
+    // pass and each decoder step (not inside an encoder pass), so a cancel
+    // lands at the next such point: compare against the same call uncancelled.
     let opts = TranscribeOptions {
         language: Language::Auto,
-        cancel: cancel.clone(),
-        audio_ctx: Some(1500),
+        ..TranscribeOptions::default()
     };
+    let whole = t.transcribe(&pcm.samples, &opts).expect("uncancelled run");
+    let whole_ms = u64::from(whole.elapsed_ms);
+    let cancel = CancelFlag::new();
+    let opts = TranscribeOptions {
+        cancel: cancel.clone(),
+        ..opts
+    };
+    let raise_after = Duration::from_millis(whole_ms / 3);
     let raiser = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(150));
+        std::thread::sleep(raise_after);
         cancel.cancel();
         Instant::now()
     });
+    let started = Instant::now();
     let result = t.transcribe(&pcm.samples, &opts);
     let returned = Instant::now();
     let raised = raiser.join().expect("raiser thread");
     let latency = returned.saturating_duration_since(raised);
-    eprintln!("cancel latency {latency:?}");
+    let total = returned - started;
+    eprintln!("uncancelled {whole_ms} ms; cancelled at {raise_after:?}, returned after {total:?}, latency {latency:?}");
     let err = result.expect_err("cancelled mid-decode");
     assert!(matches!(err, SttError::Cancelled { .. }), "{err}");
-    // whisper.cpp checks the flag after each encoder pass and each decoder
-    // step, so the worst case is one full-window encode (measured ~0.5 s on
-    // 2 cores for base); a reduced window halves that.
-    assert!(latency < Duration::from_millis(1500), "{latency:?}");
+    assert!(
+        total.as_millis() < u128::from(whole_ms),
+        "cancel must cut the call short: {total:?} vs {whole_ms} ms"
+    );
 
     // The state is reusable after a cancel.
     let tr = run(&mut t, "en_2s.wav", Language::En);
