@@ -74,13 +74,13 @@ pub enum TtsError {
         path: PathBuf,
     },
     /// The onnxruntime shared library exists but could not be loaded.
-    #[error("onnxruntime library {path} could not be loaded")]
+    #[error("onnxruntime library {path} could not be loaded: {reason}")]
     OnnxRuntimeLoad {
         /// The library.
         path: PathBuf,
-        /// The loader's reason (wrong architecture, too old, missing symbols).
-        #[source]
-        source: ort::Error,
+        /// The loader's reason (not a shared library, wrong architecture,
+        /// too old, missing symbols), from the dynamic loader or `ort`.
+        reason: String,
     },
     /// onnxruntime is process-global and was already loaded from another file.
     #[error(

@@ -3,7 +3,7 @@
 //!
 //! espeak-ng is a C library with one global state (current voice, output
 //! buffer, callback), statically linked through `espeak-rs-sys` (the same copy
-//! piper-rs phonemises with). Every call into it goes through [`ENGINE`], one
+//! piper-rs phonemises with). Every call into it goes through `ENGINE`, one
 //! process-wide mutex, so a phonemisation for a Piper voice on one call never
 //! interleaves with an espeak synthesis on another.
 //!
@@ -196,13 +196,87 @@ impl Espeak {
     }
 
     /// Converts `text` to IPA phonemes with espeak voice `voice` ("en-us",
-    /// "ru"), one string per sentence espeak finds.
+    /// "ru"), one string per sentence, in the form Piper voices are trained
+    /// on (piper-phonemize): clauses joined with their punctuation, ", " after
+    /// a comma, "?" at the end of a question.
+    ///
+    /// `espeak_TextToPhonemes` (what espeak-rs 0.2 and so piper-rs use) drops
+    /// the clause punctuation, which merges the words around every comma and
+    /// loses question intonation; the vendored espeak-ng has no public
+    /// `TextToPhonemesWithTerminator`. espeak reads one clause per call and
+    /// advances the text pointer past it, so the punctuation that ended each
+    /// clause is read back from the consumed text instead.
     pub fn phonemize(&self, voice: &str, text: &str) -> Result<Vec<String>, TtsError> {
-        let _guard = lock();
-        espeak_rs::text_to_phonemes(text, voice, None).map_err(|source| TtsError::Phonemize {
+        let c_voice = CString::new(voice).map_err(|_| TtsError::NulInText)?;
+        let phonemize_error = |message: &str| TtsError::Phonemize {
             voice: voice.to_string(),
-            source,
-        })
+            source: espeak_rs::ESpeakError(message.to_string()),
+        };
+        let _guard = lock();
+        // SAFETY: initialised (this handle exists); the string outlives the call.
+        let code = unsafe { espeak_rs_sys::espeak_SetVoiceByName(c_voice.as_ptr()) };
+        if code != espeak_rs_sys::espeak_ERROR_EE_OK {
+            return Err(TtsError::EspeakVoiceUnavailable {
+                voice: voice.to_string(),
+                code,
+            });
+        }
+        let mut sentences = Vec::new();
+        let mut current = String::new();
+        for line in text.lines() {
+            let c_line = CString::new(line).map_err(|_| TtsError::NulInText)?;
+            let bytes = c_line.as_bytes();
+            let base = c_line.as_ptr();
+            let mut ptr: *const c_void = base.cast();
+            while !ptr.is_null() {
+                let start = ptr as usize - base as usize;
+                // SAFETY: `ptr` points into `c_line` (espeak's UTF-8 decoder
+                // reads the caller's buffer in place and advances the pointer
+                // within it, or sets it to null at the end); IPA mode (0x02).
+                let out = unsafe {
+                    espeak_rs_sys::espeak_TextToPhonemes(
+                        &mut ptr,
+                        espeak_rs_sys::espeakCHARS_UTF8 as c_int,
+                        espeak_rs_sys::espeakINITIALIZE_PHONEME_IPA as c_int,
+                    )
+                };
+                if out.is_null() {
+                    return Err(phonemize_error("espeak_TextToPhonemes returned null"));
+                }
+                let end = if ptr.is_null() {
+                    bytes.len()
+                } else {
+                    (ptr as usize - base as usize).min(bytes.len())
+                };
+                // SAFETY: espeak returns a NUL-terminated static buffer.
+                let clause = unsafe { CStr::from_ptr(out) }.to_string_lossy();
+                let clause = strip_language_switches(&clause);
+                let consumed = line.get(start.min(end)..end).unwrap_or_default();
+                let punct = clause_punctuation(consumed, ptr.is_null());
+                if !clause.trim().is_empty() {
+                    if !current.is_empty() && !current.ends_with(' ') {
+                        current.push(' ');
+                    }
+                    current.push_str(clause.trim());
+                }
+                match punct {
+                    Punct::Clause(p) if !current.is_empty() => {
+                        current.push(p);
+                        current.push(' ');
+                    }
+                    Punct::Sentence(p) if !current.is_empty() => {
+                        current.push(p);
+                        sentences.push(std::mem::take(&mut current).trim_end().to_string());
+                    }
+                    _ => {}
+                }
+            }
+            if !current.trim().is_empty() {
+                sentences.push(std::mem::take(&mut current).trim_end().to_string());
+            }
+            current.clear();
+        }
+        Ok(sentences)
     }
 
     /// Synthesizes `text` with espeak voice `voice` at `rate_wpm` words per
@@ -259,6 +333,81 @@ impl Espeak {
         }
         Ok(sink.samples)
     }
+}
+
+/// How an espeak clause ended, as Piper writes it in the phoneme string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Punct {
+    /// Inside a sentence: ',', ':' or ';' (followed by a space).
+    Clause(char),
+    /// End of a sentence: '.', '?' or '!'.
+    Sentence(char),
+    /// No punctuation (end of text without a terminator, or a clause espeak
+    /// split for length).
+    None,
+}
+
+/// The punctuation ending a clause espeak consumed (`consumed`, the source
+/// text from the clause start to where espeak left the pointer). Unless the
+/// text is finished, espeak has already read the first character of the next
+/// clause (its look-ahead), so everything after the last space is dropped;
+/// closing quotes and brackets are looked through.
+fn clause_punctuation(consumed: &str, at_end: bool) -> Punct {
+    let consumed = if at_end {
+        consumed
+    } else {
+        consumed
+            .rfind(char::is_whitespace)
+            .map_or(consumed, |i| &consumed[..i])
+    };
+    let tail = consumed.trim_end_matches(|c: char| {
+        c.is_whitespace() || matches!(c, '"' | '\'' | '»' | '”' | '’' | ')' | ']')
+    });
+    let Some(last) = tail.chars().last() else {
+        return Punct::None;
+    };
+    match last {
+        '?' => Punct::Sentence('?'),
+        '!' => Punct::Sentence('!'),
+        // "..." and "…" pause like a comma inside the text, end it at the end.
+        '.' if tail.ends_with("..") && !at_end => Punct::Clause(','),
+        '…' if !at_end => Punct::Clause(','),
+        // espeak ends a clause at "Mr." or "ул." too; the sentence goes on.
+        '.' if crate::split::is_prefix_abbreviation(last_word(&tail[..tail.len() - 1])) => {
+            Punct::None
+        }
+        '.' | '…' => Punct::Sentence('.'),
+        ',' => Punct::Clause(','),
+        ':' => Punct::Clause(':'),
+        ';' => Punct::Clause(';'),
+        _ => Punct::None,
+    }
+}
+
+/// The last word of `s` (letters, digits, inner dots and hyphens).
+fn last_word(s: &str) -> &str {
+    let start = s
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_alphanumeric() || c == '.' || c == '-'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    &s[start..]
+}
+
+/// Removes espeak's inline language-switch markers ("(en)", "(ru)") that it
+/// inserts around foreign words; Piper voices have no phonemes for them.
+fn strip_language_switches(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut depth = 0usize;
+    for c in s.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Where `collect_samples` appends audio for one `espeak_Synth` call.
@@ -366,5 +515,44 @@ impl Synthesizer for EspeakVoice {
 
     fn name(&self) -> &str {
         &self.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_clause_punctuation_from_the_consumed_text() {
+        // Shapes observed from espeak-ng: the look-ahead character included.
+        assert_eq!(
+            clause_punctuation("Thank you for calling, h", false),
+            Punct::Clause(',')
+        );
+        assert_eq!(
+            clause_punctuation("ем могу помочь? О", false),
+            Punct::Sentence('?')
+        );
+        assert_eq!(
+            clause_punctuation("how can I help?", true),
+            Punct::Sentence('?')
+        );
+        assert_eq!(clause_punctuation("Да!» «", false), Punct::Sentence('!'));
+        assert_eq!(clause_punctuation("Wait... W", false), Punct::Clause(','));
+        assert_eq!(clause_punctuation("Wait...", true), Punct::Sentence('.'));
+        assert_eq!(clause_punctuation("Адрес: ", false), Punct::Clause(':'));
+        assert_eq!(clause_punctuation("no terminator", true), Punct::None);
+        assert_eq!(clause_punctuation("Mr. S", false), Punct::None);
+        assert_eq!(clause_punctuation("ул. Л", false), Punct::None);
+        assert_eq!(
+            clause_punctuation("See you. B", false),
+            Punct::Sentence('.')
+        );
+        assert_eq!(clause_punctuation("", true), Punct::None);
+    }
+
+    #[test]
+    fn strips_language_switch_markers() {
+        assert_eq!(strip_language_switches("(en)hˈɛloʊ(ru) mir"), "hˈɛloʊ mir");
     }
 }

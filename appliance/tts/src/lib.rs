@@ -33,7 +33,7 @@
 //! - [`split`]: sentence splitting.
 //! - [`cache`]: the phrase cache.
 //! - [`tts`]: the [`Tts`] facade and [`SentenceStream`].
-//! - [`error`]: [`TtsError`].
+//! - [`error`]: the [`TtsError`] enum.
 //!
 //! # Native build
 //!

@@ -221,35 +221,34 @@ fn build_session(model: &Path, options: &PiperOptions) -> Result<Session, TtsErr
 impl Synthesizer for PiperVoice {
     fn synthesize(&mut self, text: &str) -> Result<Pcm, TtsError> {
         let rate = self.info.sample_rate;
-        let phonemes = self
-            .espeak
-            .phonemize(&self.info.espeak_voice, text)?
-            .join(" ");
-        // Punctuation-only input phonemises to punctuation: nothing to say,
-        // and the model would produce a click.
-        if !phonemes.chars().any(char::is_alphabetic) {
-            return Ok(Pcm::new(rate, Vec::new()));
+        let mut out = Vec::new();
+        // One inference per sentence espeak finds, as Piper itself does:
+        // the model was trained on single sentences.
+        for phonemes in self.espeak.phonemize(&self.info.espeak_voice, text)? {
+            // Punctuation-only input phonemises to punctuation: nothing to
+            // say, and the model would produce a click.
+            if !phonemes.chars().any(char::is_alphabetic) {
+                continue;
+            }
+            let (samples, _) = self
+                .piper
+                .create(
+                    &phonemes,
+                    true,
+                    self.options.speaker_id,
+                    self.options.length_scale,
+                    None,
+                    None,
+                )
+                .map_err(|source| TtsError::Inference {
+                    voice: self.info.name.clone(),
+                    source,
+                })?;
+            // VITS output occasionally overshoots full scale; clip rather
+            // than let the i16/G.711 conversion wrap.
+            out.extend(samples.into_iter().map(|s| s.clamp(-1.0, 1.0)));
         }
-        let (mut samples, _) = self
-            .piper
-            .create(
-                &phonemes,
-                true,
-                self.options.speaker_id,
-                self.options.length_scale,
-                None,
-                None,
-            )
-            .map_err(|source| TtsError::Inference {
-                voice: self.info.name.clone(),
-                source,
-            })?;
-        // VITS output occasionally overshoots full scale; clip rather than
-        // let the i16/G.711 conversion wrap.
-        for s in &mut samples {
-            *s = s.clamp(-1.0, 1.0);
-        }
-        Ok(Pcm::new(rate, samples))
+        Ok(Pcm::new(rate, out))
     }
 
     fn sample_rate(&self) -> u32 {

@@ -6,6 +6,14 @@
 //! to itself, `ort` would open `libonnxruntime.so` from the loader path on
 //! first use and panic if absent; loading it here first turns that into an
 //! error that names the file.
+//!
+//! The library is opened here once before `ort` sees it: when `ort`
+//! 2.0.0-rc.12 fails to open a library it builds its error through the very
+//! API it failed to load, re-entering its own initialisation lock, and the
+//! process hangs forever (observed with a file that is not a shared library).
+//! Opening it first and looking up `OrtGetApiBase` turns every such case
+//! into [`TtsError::OnnxRuntimeLoad`] and leaves `ort` only libraries that
+//! load.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -47,9 +55,10 @@ impl OnnxRuntime {
             }
             return Ok(Self { path });
         }
+        probe(&path)?;
         let builder = ort::init_from(&path).map_err(|source| TtsError::OnnxRuntimeLoad {
             path: path.clone(),
-            source,
+            reason: source.to_string(),
         })?;
         // `commit` is false when an environment already exists (someone else
         // initialised ort): theirs stays, which is fine for inference.
@@ -63,4 +72,23 @@ impl OnnxRuntime {
     pub fn library(&self) -> &Path {
         &self.path
     }
+}
+
+/// Opens `path` as a shared library and checks it exports onnxruntime's entry
+/// point. The handle is closed again; `ort` reopens it (the loader keeps one
+/// copy), so a library that passes here cannot fail to open there.
+fn probe(path: &Path) -> Result<(), TtsError> {
+    let failed = |reason: String| TtsError::OnnxRuntimeLoad {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // SAFETY: loading runs the library's initialisers; onnxruntime's are
+    // benign, and this is the library the process is about to use anyway.
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| failed(e.to_string()))?;
+    // SAFETY: only the symbol's presence is checked; it is never called here.
+    let entry =
+        unsafe { lib.get::<unsafe extern "C" fn() -> *const std::ffi::c_void>(b"OrtGetApiBase\0") };
+    entry
+        .map(|_| ())
+        .map_err(|e| failed(format!("not onnxruntime: {e}")))
 }

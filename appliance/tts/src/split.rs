@@ -51,6 +51,12 @@ const PREFIX_ABBREVIATIONS: &[&str] = &[
     "vs",
 ];
 
+/// True when `word` (without its final dot) is an abbreviation that comes
+/// before a name or number ("Mr", "ул", "т.е"), so its dot ends nothing.
+pub fn is_prefix_abbreviation(word: &str) -> bool {
+    PREFIX_ABBREVIATIONS.contains(&word.to_lowercase().as_str())
+}
+
 /// Splits text into sentences for synthesis.
 #[derive(Debug, Clone)]
 pub struct SentenceSplitter {
@@ -126,21 +132,21 @@ fn best_cut(s: &str, max_chars: usize) -> usize {
     let min = s.char_indices().nth(max_chars / 3).map_or(0, |(i, _)| i);
     let clause = window
         .char_indices()
-        .filter(|&(i, c)| {
+        .rev()
+        .find(|&(i, c)| {
             i >= min
                 && matches!(c, ',' | ';' | ':' | '—' | '–')
                 && window[i + c.len_utf8()..].starts_with(char::is_whitespace)
         })
-        .map(|(i, c)| i + c.len_utf8())
-        .last();
+        .map(|(i, c)| i + c.len_utf8());
     if let Some(cut) = clause {
         return cut;
     }
     let space = window
         .char_indices()
-        .filter(|&(i, c)| i >= min && c.is_whitespace())
-        .map(|(i, _)| i)
-        .last();
+        .rev()
+        .find(|&(i, c)| i >= min && c.is_whitespace())
+        .map(|(i, _)| i);
     space.unwrap_or(limit)
 }
 
@@ -227,7 +233,7 @@ fn ends_sentence(
     if word.chars().count() == 1 && word.chars().all(char::is_uppercase) {
         return false;
     }
-    if PREFIX_ABBREVIATIONS.contains(&lower.as_str()) {
+    if is_prefix_abbreviation(&lower) {
         return false;
     }
     // Other abbreviations end the sentence only before a capital letter, which

@@ -254,3 +254,38 @@ fn tts_without_fallback_reports_the_missing_voice() {
         "{err}"
     );
 }
+
+#[test]
+fn phonemes_keep_clause_punctuation_the_way_piper_voices_were_trained() {
+    let config = common::config();
+    let espeak = Espeak::init(&config.espeak_data).unwrap();
+    let en = espeak
+        .phonemize("en-us", "Thank you for calling, how can I help you today?")
+        .unwrap();
+    assert_eq!(
+        en,
+        ["θˈæŋk juː fɔːɹ kˈɔːlɪŋ, hˌaʊ kæn aɪ hˈɛlp juː tədˈeɪ?"]
+    );
+    let en = espeak
+        .phonemize("en-us", "Mr. Smith called. Please call back!")
+        .unwrap();
+    assert_eq!(en.len(), 2, "{en:?}");
+    assert!(
+        en[0].starts_with("mˈɪstɚ smˈɪθ") && en[0].ends_with('.'),
+        "{en:?}"
+    );
+    assert!(en[1].ends_with('!'), "{en:?}");
+
+    let ru = espeak
+        .phonemize(
+            "ru",
+            "Здравствуйте, чем могу помочь? Оставьте номер телефона.",
+        )
+        .unwrap();
+    assert_eq!(ru.len(), 2, "{ru:?}");
+    assert!(ru[0].contains(", ") && ru[0].ends_with('?'), "{ru:?}");
+    assert!(
+        ru[1].starts_with("ʌstˈɑvtʲi") && ru[1].ends_with('.'),
+        "{ru:?}"
+    );
+}
