@@ -13,15 +13,34 @@
 //! guessed: `espeak-rs` would otherwise fall back to the working directory,
 //! the executable's directory, and finally the path compiled into the C
 //! library, which is the *build machine's* cargo `OUT_DIR`; a box would then
-//! pass every test in CI and fail in the field. This crate builds espeak-ng
-//! without its data (`piper-rs` with default features off: no
-//! `compile-espeak-intonations`, and a cross build cannot run the data compiler
-//! anyway), so the box takes `espeak-ng-data` from its OS image: Debian's
-//! `espeak-ng-data` package (`/usr/lib/<multiarch>/espeak-ng-data`, espeak-ng
-//! 1.51) or the Yocto `espeak-ng` recipe. The vendored library is espeak-ng
-//! 1.52; its phoneme data format is the one 1.48-1.52 share, and the tests
-//! check that the 1.51 data phonemises English and Russian the same way the
-//! `espeak-ng` 1.51 executable does.
+//! pass every test in CI and fail in the field.
+//!
+//! Decision: the box takes `espeak-ng-data` from its OS image (Debian's
+//! `espeak-ng-data` package at `/usr/lib/<multiarch>/espeak-ng-data`, or the
+//! Yocto `espeak-ng` recipe), found with [`find_system_data`] or configured.
+//! Why not the data espeak-rs-sys can build: piper-rs with default features
+//! off (the workspace choice) builds espeak-ng without data, enabling
+//! `compile-espeak-intonations` compiles all ~100 dictionaries on every
+//! clean build, a cross build cannot run the data compiler at all, and
+//! espeak-rs-sys declares no `links` key, so no other build script can find
+//! its `OUT_DIR` to ship the result. Data is architecture-independent (both
+//! targets are little-endian), so an operator may also point the config at a
+//! copy, e.g. the `espeak-ng-data` bundled in the PyPI `piper-tts` wheel.
+//!
+//! Checked on Debian 12 (data 1.51, library vendored as 1.52): the data loads
+//! (the phoneme table format is the one 1.48-1.52 share), and the phonemes
+//! match those of Debian's own `espeak-ng` 1.51 executable for the English and
+//! Russian test sentences, word for word but one: "Здравствуйте" comes out as
+//! `zdrˈɑfstvujtʲi` in-process and `zdrˈɑvstvujtʲi` from the executable, a
+//! rule change between the versions.
+//!
+//! # Phoneme format
+//!
+//! `espeak_TextToPhonemes` drops clause punctuation, and the vendored
+//! espeak-ng has no public `TextToPhonemesWithTerminator`, so
+//! [`Espeak::phonemize`] puts it back the way piper-phonemize does (", "
+//! after a comma, "?" ending a question): without it piper-rs's own path
+//! runs the words around every comma together and loses question intonation.
 
 use std::ffi::{c_int, c_short, c_void, CStr, CString};
 use std::path::{Path, PathBuf};

@@ -170,6 +170,9 @@ impl PiperVoice {
             });
         }
         let (model_config, info) = read_config(model, config)?;
+        // Fail at load, not on the first caller, if espeak lacks the voice's
+        // phonemiser language (empty text: only selects the voice).
+        espeak.phonemize(&info.espeak_voice, "")?;
         let session = build_session(model, &options)?;
         tracing::info!(voice = %info.name, threads = options.intra_threads, "Piper voice loaded");
         Ok(Self {

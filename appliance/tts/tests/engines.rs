@@ -229,6 +229,19 @@ fn bad_model_files_are_named_in_the_error() {
         "{err}"
     );
 
+    let real_json = std::fs::read_to_string(common::voice_config()).unwrap();
+    let unknown_voice = dir.path().join("unknown-voice.onnx.json");
+    std::fs::write(
+        &unknown_voice,
+        real_json.replace("\"en-us\"", "\"zz-nope\""),
+    )
+    .unwrap();
+    let err = load(&common::voice_model(), &unknown_voice);
+    assert!(
+        matches!(&err, TtsError::EspeakVoiceUnavailable { voice, .. } if voice == "zz-nope"),
+        "{err}"
+    );
+
     let missing_lib = dir.path().join("libonnxruntime.so.1.31.1");
     let err = OnnxRuntime::load(&missing_lib).unwrap_err();
     assert!(
@@ -288,4 +301,42 @@ fn phonemes_keep_clause_punctuation_the_way_piper_voices_were_trained() {
         ru[1].starts_with("ʌstˈɑvtʲi") && ru[1].ends_with('.'),
         "{ru:?}"
     );
+}
+
+#[test]
+fn tts_and_its_stream_can_move_to_a_synthesis_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Tts>();
+    assert_send::<vb_tts::SentenceStream<'static>>();
+    assert_send::<CancelToken>();
+}
+
+#[test]
+fn a_russian_piper_voice_dropped_into_the_voices_dir_is_used_for_russian() {
+    // No Russian Piper voice can be downloaded here; stand one in with the
+    // English model relabelled (its phoneme table covers the Russian IPA),
+    // which exercises the real path: discovery, Russian phonemes, inference.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("ru_RU-standin-medium.onnx");
+    std::os::unix::fs::symlink(common::voice_model(), &model).unwrap();
+    let json = std::fs::read_to_string(common::voice_config())
+        .unwrap()
+        .replace("\"en-us\"", "\"ru\"")
+        .replace("\"en_US\"", "\"ru_RU\"");
+    std::fs::write(dir.path().join("ru_RU-standin-medium.onnx.json"), json).unwrap();
+
+    let mut config = common::config();
+    config.voices_dir = dir.path().to_path_buf();
+    let mut tts = Tts::new(config).unwrap();
+    let voice = tts.voice("ru").unwrap();
+    assert_eq!(voice.name(), "ru_RU-standin-medium");
+    let pcm = voice.synthesize("Здравствуйте, чем могу помочь?").unwrap();
+    assert!(
+        (1.0..5.0).contains(&seconds(&pcm)),
+        "{:.2} s",
+        seconds(&pcm)
+    );
+    assert!(rms(&pcm) > 0.02);
+    // English has no voice in that directory: espeak speaks it.
+    assert_eq!(tts.voice("en").unwrap().name(), "espeak-en-us");
 }
