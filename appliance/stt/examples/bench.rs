@@ -10,6 +10,13 @@ use std::path::PathBuf;
 use vb_stt::{bench, BenchClip, BenchConfig, Lang};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("vb_stt=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let runs = std::env::args()
         .nth(1)
         .map(|r| r.parse())

@@ -168,7 +168,7 @@ pub fn bench(config: &BenchConfig, clips: &[BenchClip]) -> Result<BenchReport, S
                     word_error_rate(r, &plain_text),
                 )
             });
-            rows.push(BenchRow {
+            let row = BenchRow {
                 model: name.clone(),
                 clip: clip.name.clone(),
                 audio_ms: last.audio_ms,
@@ -178,7 +178,14 @@ pub fn bench(config: &BenchConfig, clips: &[BenchClip]) -> Result<BenchReport, S
                 tuned_text: last.text,
                 plain_text,
                 wer,
-            });
+            };
+            // A full run takes minutes on a loaded box: show rows as they land.
+            tracing::info!(
+                model = %row.model, clip = %row.clip, audio_ctx = row.audio_ctx,
+                tuned_ms = row.tuned_ms, plain_ms = row.plain_ms, wer = ?row.wer,
+                "bench row"
+            );
+            rows.push(row);
         }
     }
     Ok(BenchReport {
