@@ -43,6 +43,16 @@
 //! examples; binaries of other crates that link vb-tts need
 //! `-C link-arg=-lsonic` too (see the workspace `.cargo/config.toml`).
 
+//!
+//! # Tests and measurements
+//!
+//! `tests/` runs the real engines over the installed models:
+//! `VOICEBLOCK_MODELS` (default `~/.cache/voiceblock/models`, as vb-models
+//! installs it), `VOICEBLOCK_ONNXRUNTIME`, `VOICEBLOCK_ESPEAK_DATA` (default:
+//! the system's `espeak-ng-data`). `cargo run -p vb-tts --example tts_bench
+//! [intra_threads]` prints voice load time, time to first audio and the
+//! real-time factor of one- and three-sentence replies.
+
 pub mod cache;
 pub mod error;
 pub mod espeak;
