@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use thiserror::Error;
 use vb_audio::{resample, wav, AudioError, Pcm};
-use vb_dialog::{Dialog, Expect, Reply, Robot, SttLanguage};
+use vb_dialog::{Dialog, Expect, Reply, ReplyPart, Robot, SttLanguage};
 use vb_stt::{Language, SttError, TranscribeOptions, Transcriber};
 use vb_tts::{CancelToken, Tts, TtsError};
-use vb_vad::{EndpointConfig, EndpointEvent, Endpointer, Patience, Vad, VadError, WebRtcVad};
+use vb_vad::{Aggressiveness, EndpointConfig, EndpointEvent, Endpointer, Patience, Vad, VadError, WebRtcVad};
 
 use crate::record::TurnTimings;
 
@@ -21,23 +21,24 @@ use crate::record::TurnTimings;
 pub const ASR_RATE: u32 = 16_000;
 const FRAME_16K: usize = 320;
 
-/// Why a call could not go on.
+/// Why a call could not go on. The underlying error is the `source()`:
+/// print with `{:#}` (anyhow) or walk the chain to see it.
 #[derive(Debug, Error)]
 pub enum CallError {
     /// Caller or phrase audio could not be read or converted.
-    #[error("audio: {0}")]
+    #[error("audio")]
     Audio(#[from] AudioError),
     /// The voice activity detector failed.
-    #[error("voice activity detection: {0}")]
+    #[error("voice activity detection")]
     Vad(#[from] VadError),
     /// Speech recognition failed.
-    #[error("speech recognition: {0}")]
+    #[error("speech recognition")]
     Stt(#[from] SttError),
     /// Speech synthesis failed.
-    #[error("speech synthesis: {0}")]
+    #[error("speech synthesis")]
     Tts(#[from] TtsError),
     /// A pre-recorded phrase declared by the robot could not be played.
-    #[error("robot {robot}: recorded phrase {phrase} ({path}): {source}")]
+    #[error("robot {robot}: recorded phrase {phrase} ({path})")]
     Recorded {
         /// Robot name.
         robot: String,
@@ -55,8 +56,8 @@ pub enum CallError {
 pub struct EngineConfig {
     /// Endpointing (hangover, minimum speech, digit patience).
     pub endpoint: EndpointConfig,
-    /// webrtc-vad aggressiveness 0-3.
-    pub vad_aggressiveness: u8,
+    /// webrtc-vad aggressiveness.
+    pub vad_aggressiveness: Aggressiveness,
     /// Rate of the robot audio the engine returns.
     pub out_rate: u32,
 }
@@ -65,7 +66,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             endpoint: EndpointConfig::default(),
-            vad_aggressiveness: 2,
+            vad_aggressiveness: Aggressiveness::default(),
             out_rate: ASR_RATE,
         }
     }
@@ -96,8 +97,16 @@ pub struct Spoken {
     pub audio: Pcm,
     /// Reply text -> first audio ready, wall ms.
     pub first_audio_ms: u64,
-    /// "tts", "tts-cache" or "recorded".
+    /// "tts", "tts-cache", "recorded", or "mixed" for a reply whose parts differ.
     pub source: &'static str,
+}
+
+/// One phrase of a reply, borrowed from the dialog's [`Reply`].
+struct Part<'r> {
+    phrase: &'r str,
+    text: &'r str,
+    audio: Option<&'r PathBuf>,
+    cacheable: bool,
 }
 
 /// Runs turns for one call. Owns the engines it needs; the dialog is owned by
@@ -173,7 +182,7 @@ impl<'a> CallEngine<'a> {
                 end_ms, audio, ..
             }) = ep.push(frame, speech)
             {
-                let decided_ms = ep.elapsed_ms();
+                let decided_ms = ep.now_ms();
                 heard.endpoint_ms = decided_ms.saturating_sub(end_ms);
                 let pcm = Pcm::from_i16(ASR_RATE, &audio);
                 let t0 = Instant::now();
@@ -181,9 +190,12 @@ impl<'a> CallEngine<'a> {
                 heard.stt_ms = t0.elapsed().as_millis() as u64;
                 heard.utterances += 1;
                 heard.language = transcript.language.map(|l| l.code().to_string());
+                // A filter reason with text left (a collapsed repetition loop)
+                // keeps the text; a silence phrase leaves none.
                 if let Some(reason) = transcript.filtered {
-                    heard.filtered = Some(reason.to_string());
-                } else if !transcript.text.trim().is_empty() {
+                    heard.filtered = Some(format!("{reason:?}"));
+                }
+                if !transcript.text.trim().is_empty() {
                     texts.push(transcript.text.trim().to_string());
                 }
             }
@@ -192,49 +204,89 @@ impl<'a> CallEngine<'a> {
         Ok(heard)
     }
 
-    /// Renders a dialog reply to audio: the robot's recorded WAV when it has
-    /// one, the TTS cache for fixed phrases, sentence-streamed TTS otherwise.
+    /// Renders a dialog reply to audio, part by part: a part's recorded WAV
+    /// when the robot has one, the TTS cache for fixed phrases,
+    /// sentence-streamed TTS otherwise. First audio is timed at the first
+    /// chunk of the first part, which is when a live call starts sending.
     pub fn speak(&mut self, reply: &Reply) -> Result<Spoken, CallError> {
-        let rate = self.config.out_rate;
         let t0 = Instant::now();
-        if let Some(path) = &reply.audio {
-            let recorded = wav::read(path)
-                .and_then(|p| resample::resample(&p, rate))
-                .map_err(|source| CallError::Recorded {
-                    robot: self.robot.name.clone(),
-                    phrase: reply.phrase_id.clone(),
-                    path: path.clone(),
-                    source,
-                })?;
-            return Ok(Spoken {
-                audio: recorded,
-                first_audio_ms: t0.elapsed().as_millis() as u64,
-                source: "recorded",
-            });
-        }
-        let language = self.robot.language.code();
-        if reply.cacheable {
-            let hits = self.tts.cache_stats().hits;
-            let audio = self.tts.synthesize_cached(language, &reply.text, rate)?;
-            let hit = self.tts.cache_stats().hits > hits;
-            return Ok(Spoken {
-                audio,
-                first_audio_ms: t0.elapsed().as_millis() as u64,
-                source: if hit { "tts-cache" } else { "tts" },
-            });
-        }
-        let mut audio = Pcm::new(rate, Vec::new());
+        let parts: Vec<Part<'_>> = if reply.parts.is_empty() {
+            vec![Part {
+                phrase: &reply.phrase_id,
+                text: &reply.text,
+                audio: reply.audio.as_ref(),
+                cacheable: reply.cacheable,
+            }]
+        } else {
+            reply
+                .parts
+                .iter()
+                .map(|p: &ReplyPart| Part {
+                    phrase: p.phrase.as_str(),
+                    text: &p.text,
+                    audio: p.audio.as_ref(),
+                    cacheable: p.cacheable,
+                })
+                .collect()
+        };
+        let mut audio = Pcm::new(self.config.out_rate, Vec::new());
         let mut first_audio_ms = None;
-        for sentence in self.tts.stream(language, &reply.text, rate, CancelToken::new())? {
-            let sentence = sentence?;
-            first_audio_ms.get_or_insert_with(|| t0.elapsed().as_millis() as u64);
-            audio.append(&sentence.pcm)?;
+        let mut sources = Vec::new();
+        for part in &parts {
+            let source = self.speak_part(part, &mut audio, &mut first_audio_ms, t0)?;
+            if !sources.contains(&source) {
+                sources.push(source);
+            }
         }
         Ok(Spoken {
             audio,
             first_audio_ms: first_audio_ms.unwrap_or_else(|| t0.elapsed().as_millis() as u64),
-            source: "tts",
+            source: if sources.len() == 1 { sources[0] } else { "mixed" },
         })
+    }
+
+    fn speak_part(
+        &mut self,
+        part: &Part<'_>,
+        out: &mut Pcm,
+        first_audio_ms: &mut Option<u64>,
+        t0: Instant,
+    ) -> Result<&'static str, CallError> {
+        let rate = self.config.out_rate;
+        let mark = |first: &mut Option<u64>| {
+            first.get_or_insert_with(|| t0.elapsed().as_millis() as u64);
+        };
+        if let Some(path) = &part.audio {
+            let recorded = wav::read(path)
+                .and_then(|p| resample::resample(&p, rate))
+                .map_err(|source| CallError::Recorded {
+                    robot: self.robot.name.clone(),
+                    phrase: part.phrase.to_string(),
+                    path: (*path).clone(),
+                    source,
+                })?;
+            mark(first_audio_ms);
+            out.append(&recorded)?;
+            return Ok("recorded");
+        }
+        let language = self.robot.language.code();
+        if part.cacheable {
+            let hits = self.tts.cache_stats().hits;
+            let audio = self.tts.synthesize_cached(language, part.text, rate)?;
+            mark(first_audio_ms);
+            out.append(&audio)?;
+            return Ok(if self.tts.cache_stats().hits > hits {
+                "tts-cache"
+            } else {
+                "tts"
+            });
+        }
+        for sentence in self.tts.stream(language, part.text, rate, CancelToken::new())? {
+            let sentence = sentence?;
+            mark(first_audio_ms);
+            out.append(&sentence.pcm)?;
+        }
+        Ok("tts")
     }
 
     /// One whole caller turn: hear, let the dialog decide, speak.

@@ -27,11 +27,14 @@
 //! - [`simulate`]: drives a whole call from caller WAVs or a built-in demo
 //!   caller, recording both sides into one WAV (the `converse` command).
 //! - [`record`]: the per-call record (turns, timings, lead) written as JSON.
+//! - [`setup`]: finds the models in the cache and opens the engines.
 
 pub mod engine;
 pub mod record;
+pub mod setup;
 pub mod simulate;
 
 pub use engine::{CallEngine, CallError, EngineConfig};
 pub use record::{CallRecord, Speaker, TurnRecord, TurnTimings};
+pub use setup::{Models, SetupError};
 pub use simulate::{CallerSource, DemoCaller, Simulation, WavCaller};

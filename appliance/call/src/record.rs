@@ -85,7 +85,8 @@ pub struct CallRecord {
     pub turns: Vec<TurnRecord>,
     /// The lead captured.
     pub lead: Lead,
-    /// Why the call ended: "goodbye", "max_turns", "caller_finished".
+    /// Why the call ended: the dialog's end reason ("completed", "silence",
+    /// "max_turns", ...) or "caller_hung_up".
     pub end_reason: String,
     /// Total call audio, ms.
     pub duration_ms: u64,

@@ -166,14 +166,15 @@ impl<'e, 'a> Simulation<'e, 'a> {
         let mut last = greeting;
         let end_reason = loop {
             if last.end_call || dialog.is_finished() {
-                break if last.phrase_id == "max_turns_goodbye" {
-                    "max_turns"
-                } else {
-                    "goodbye"
-                };
+                break dialog
+                    .lead()
+                    .end
+                    .and_then(|e| serde_json::to_value(e).ok())
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "ended".to_string());
             }
             let Some(audio) = caller.next_turn(&last)? else {
-                break "caller_finished";
+                break "caller_hung_up".to_string();
             };
             let (heard, reply, spoken, timings) = self.engine.turn(&mut dialog, &audio)?;
             track.append(&resample::resample(&audio, rate)?)?;
@@ -204,7 +205,7 @@ impl<'e, 'a> Simulation<'e, 'a> {
             stt_model: self.stt_model.clone(),
             turns,
             lead: dialog.lead().clone(),
-            end_reason: end_reason.to_string(),
+            end_reason,
             duration_ms: track.duration_ms(),
             audio_rate: rate,
         };

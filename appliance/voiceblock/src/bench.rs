@@ -12,8 +12,7 @@ use vb_dialog::{Language as RobotLanguage, Robot};
 use vb_stt::{BenchClip, BenchConfig, Lang};
 use vb_tts::CancelToken;
 
-use crate::commands::tts_espeak_dir;
-use crate::setup::Models;
+use vb_call::Models;
 
 /// English utterances of about 2, 5 and 10 seconds.
 const STT_CLIPS: [(&str, &str); 3] = [
@@ -116,17 +115,12 @@ pub fn tts(models: &Models, runs: usize) -> Result<()> {
 pub fn turn(models: &Models, calls: usize, threads: usize) -> Result<()> {
     let mut stt = models.transcriber("whisper-base", threads)?;
     let mut tts = models.tts()?;
-    let espeak = vb_tts::Espeak::init(&tts_espeak_dir()?)?;
     println!("| robot | caller turns | endpoint hangover, ms (median) | stt, ms (median) | first audio, ms (median) | end of speech -> first audio excl. hangover, ms: median / max |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, language) in [("reception-en", RobotLanguage::En), ("reception-ru", RobotLanguage::Ru)] {
         let robot = Robot::builtin(name).context("built-in robot")?;
         let voice_name = tts.voice(language.code())?.name().to_string();
-        let mut caller_voice = vb_tts::EspeakVoice::new(
-            &espeak,
-            &vb_tts::select::espeak_voice_for(language.code()),
-            vb_tts::EspeakOptions::default(),
-        )?;
+        let mut caller_voice = models.espeak_voice(language.code())?;
         let (mut endpoint, mut stt_ms, mut first, mut processing) = (vec![], vec![], vec![], vec![]);
         for _ in 0..calls.max(1) {
             let mut caller = DemoCaller::new(language, &mut caller_voice);

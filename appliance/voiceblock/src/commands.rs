@@ -4,15 +4,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use vb_audio::{resample, wav, Pcm};
+use vb_audio::{wav, Pcm};
 use vb_call::{CallEngine, DemoCaller, EngineConfig, Simulation, WavCaller};
-use vb_dialog::{Language as RobotLanguage, Robot};
-use vb_models::{Manifest, Source};
+use vb_dialog::Robot;
+use vb_models::{Manifest, Outcome, Source, Step};
 use vb_stt::{Language, TranscribeOptions, Transcriber};
 use vb_tts::CancelToken;
-use vb_vad::EndpointConfig;
+use vb_vad::SegmentConfig;
 
-use crate::setup::Models;
+use vb_call::Models;
 use crate::{bench, BenchWhat, Cli, Command, LangArg, ModelsAction, RobotsAction, SourceArg};
 
 /// Runs the parsed command line.
@@ -70,15 +70,32 @@ fn models_cmd(models: &Models, action: ModelsAction) -> Result<()> {
                 SourceArg::Airgap => Source::Airgap,
                 SourceArg::Official => Source::Official,
             };
-            let mut last_line = String::new();
+            // One line per model and step, then one per 10 % of a known total.
+            let mut last: Option<(String, Step, u64)> = None;
             let report = models.store.fetch(&manifest, &only, source, &mut |p| {
-                let line = p.to_string();
-                if line != last_line {
-                    eprintln!("{line}");
-                    last_line = line;
+                let tenth = p.total.filter(|t| *t > 0).map_or(0, |t| p.done * 10 / t);
+                let key = (p.model.clone(), p.step, tenth);
+                if last.as_ref() != Some(&key) {
+                    match p.total {
+                        Some(total) => eprintln!(
+                            "{:<28} {:<9} {:>3}% of {} bytes",
+                            p.model,
+                            format!("{:?}", p.step).to_lowercase(),
+                            tenth * 10,
+                            total
+                        ),
+                        None => eprintln!("{:<28} {:<9} {} bytes", p.model, format!("{:?}", p.step).to_lowercase(), p.done),
+                    }
+                    last = Some(key);
                 }
             })?;
-            println!("{report}");
+            for m in &report.models {
+                let what = match m.outcome {
+                    Outcome::AlreadyPresent => "already installed".to_string(),
+                    Outcome::Installed(s) => format!("installed ({s:?})").to_lowercase(),
+                };
+                println!("{:<28} {:<22} {}", m.name, what, m.path.display());
+            }
             Ok(())
         }
         ModelsAction::List => {
@@ -125,7 +142,7 @@ fn stt_language(lang: LangArg) -> Language {
 fn transcribe(models: &Models, file: &Path, lang: LangArg, model: &str, threads: usize, verbose: bool) -> Result<()> {
     let audio = wav::read(file)?;
     let mut stt = models.transcriber(model, threads)?;
-    let utterances = vb_vad::segment(&audio, &EndpointConfig::default())
+    let utterances = vb_vad::segment(&audio, &SegmentConfig::default())
         .with_context(|| format!("finding speech in {}", file.display()))?;
     if utterances.is_empty() {
         eprintln!("{}: no speech found ({} ms of audio)", file.display(), audio.duration_ms());
@@ -138,7 +155,7 @@ fn transcribe(models: &Models, file: &Path, lang: LangArg, model: &str, threads:
     let mut out = std::io::stdout().lock();
     for u in &utterances {
         let t = stt
-            .transcribe(&u.samples_f32(), &opts)
+            .transcribe(&u.to_pcm().samples, &opts)
             .with_context(|| format!("{}: utterance at {} ms", file.display(), u.start_ms))?;
         if verbose {
             eprintln!(
@@ -148,7 +165,7 @@ fn transcribe(models: &Models, file: &Path, lang: LangArg, model: &str, threads:
                 t.language.map_or("-", |l| l.code()),
                 t.audio_ctx,
                 t.elapsed_ms,
-                t.filtered.map(|r| format!(" filtered: {r}")).unwrap_or_default()
+                t.filtered.map(|r| format!(" filtered: {r:?}")).unwrap_or_default()
             );
         }
         if !t.text.is_empty() {
@@ -239,11 +256,7 @@ fn converse(
     let voice_name = tts.voice(robot.language.code())?.name().to_string();
     let (record, audio) = if callers.is_empty() {
         // The demo caller speaks with espeak-ng, a different voice from the robot's.
-        let mut caller_voice = vb_tts::EspeakVoice::new(
-            &vb_tts::Espeak::init(&tts_espeak_dir()?)?,
-            &vb_tts::select::espeak_voice_for(robot.language.code()),
-            vb_tts::EspeakOptions::default(),
-        )?;
+        let mut caller_voice = models.espeak_voice(robot.language.code())?;
         let mut caller = DemoCaller::new(robot.language, &mut caller_voice);
         let mut engine = CallEngine::new(&mut stt, &mut tts, &robot, EngineConfig::default());
         Simulation::new(&mut engine, &robot, voice_name, model.to_string()).run(&mut caller)?
@@ -279,15 +292,6 @@ fn converse(
     Ok(())
 }
 
-/// The espeak-ng data directory the TTS uses.
-pub fn tts_espeak_dir() -> Result<PathBuf> {
-    match std::env::var_os("VOICEBLOCK_ESPEAK_DATA") {
-        Some(dir) => Ok(PathBuf::from(dir)),
-        None => vb_tts::espeak::find_system_data()
-            .ok_or_else(|| anyhow!("espeak-ng data not found: install espeak-ng-data or set VOICEBLOCK_ESPEAK_DATA")),
-    }
-}
-
 fn robots_cmd(action: RobotsAction) -> Result<()> {
     match action {
         RobotsAction::List => {
@@ -310,15 +314,4 @@ fn robots_cmd(action: RobotsAction) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// Reads a WAV and converts it to `rate` (used by the benchmarks).
-pub fn read_at(path: &Path, rate: u32) -> Result<Pcm> {
-    let pcm = wav::read(path)?;
-    Ok(resample::resample(&pcm, rate)?)
-}
-
-/// The robot's language as the TTS names it.
-pub fn robot_lang(lang: RobotLanguage) -> &'static str {
-    lang.code()
 }

@@ -12,13 +12,11 @@
 //!                    ├─ robots    list | check DIR               (vb-dialog)
 //!                    └─ bench     stt | tts | turn               (docs/benchmarks.md)
 //! ```
-//! - [`setup`]: finds models in the cache and opens the engines.
 //! - [`commands`]: one function per subcommand.
 //! - [`bench`]: the measurement commands.
 
 mod bench;
 mod commands;
-mod setup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
