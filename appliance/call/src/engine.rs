@@ -13,7 +13,9 @@ use vb_audio::{resample, wav, AudioError, Pcm};
 use vb_dialog::{Dialog, Expect, Reply, ReplyPart, Robot, SttLanguage};
 use vb_stt::{Language, SttError, TranscribeOptions, Transcriber};
 use vb_tts::{CancelToken, Tts, TtsError};
-use vb_vad::{Aggressiveness, EndpointConfig, EndpointEvent, Endpointer, Patience, Vad, VadError, WebRtcVad};
+use vb_vad::{
+    Aggressiveness, EndpointConfig, EndpointEvent, Endpointer, Patience, Vad, VadError, WebRtcVad,
+};
 
 use crate::record::TurnTimings;
 
@@ -46,8 +48,8 @@ pub enum CallError {
         phrase: String,
         /// The WAV file.
         path: PathBuf,
-        /// What went wrong.
-        source: AudioError,
+        /// What went wrong (boxed: it is large and the error path is cold).
+        source: Box<AudioError>,
     },
 }
 
@@ -163,8 +165,15 @@ impl<'a> CallEngine<'a> {
         let mut samples = audio.to_i16();
         // The caller stops talking and the line goes quiet: trailing silence
         // lets the endpointer close the last utterance the way it would live.
-        let hangover = self.config.endpoint.hangover_ms.max(self.config.endpoint.digits_hangover_ms);
-        samples.extend(std::iter::repeat_n(0i16, (ASR_RATE as usize / 1000) * (hangover as usize + 200)));
+        let hangover = self
+            .config
+            .endpoint
+            .hangover_ms
+            .max(self.config.endpoint.digits_hangover_ms);
+        samples.extend(std::iter::repeat_n(
+            0i16,
+            (ASR_RATE as usize / 1000) * (hangover as usize + 200),
+        ));
 
         let mut vad = WebRtcVad::new(ASR_RATE, self.config.vad_aggressiveness)?;
         let mut ep = Endpointer::new(self.config.endpoint.clone())?;
@@ -178,10 +187,7 @@ impl<'a> CallEngine<'a> {
         let mut texts = Vec::new();
         for frame in samples.chunks_exact(FRAME_16K) {
             let speech = vad.is_speech(frame)?;
-            if let Some(EndpointEvent::SpeechEnd {
-                end_ms, audio, ..
-            }) = ep.push(frame, speech)
-            {
+            if let Some(EndpointEvent::SpeechEnd { end_ms, audio, .. }) = ep.push(frame, speech) {
                 let decided_ms = ep.now_ms();
                 heard.endpoint_ms = decided_ms.saturating_sub(end_ms);
                 let pcm = Pcm::from_i16(ASR_RATE, &audio);
@@ -241,7 +247,11 @@ impl<'a> CallEngine<'a> {
         Ok(Spoken {
             audio,
             first_audio_ms: first_audio_ms.unwrap_or_else(|| t0.elapsed().as_millis() as u64),
-            source: if sources.len() == 1 { sources[0] } else { "mixed" },
+            source: if sources.len() == 1 {
+                sources[0]
+            } else {
+                "mixed"
+            },
         })
     }
 
@@ -263,7 +273,7 @@ impl<'a> CallEngine<'a> {
                     robot: self.robot.name.clone(),
                     phrase: part.phrase.to_string(),
                     path: (*path).clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             mark(first_audio_ms);
             out.append(&recorded)?;
@@ -281,7 +291,10 @@ impl<'a> CallEngine<'a> {
                 "tts"
             });
         }
-        for sentence in self.tts.stream(language, part.text, rate, CancelToken::new())? {
+        for sentence in self
+            .tts
+            .stream(language, part.text, rate, CancelToken::new())?
+        {
             let sentence = sentence?;
             mark(first_audio_ms);
             out.append(&sentence.pcm)?;
@@ -297,7 +310,8 @@ impl<'a> CallEngine<'a> {
     ) -> Result<(Heard, Reply, Spoken, TurnTimings), CallError> {
         let heard = self.hear(caller, dialog.expect())?;
         let t_reply = Instant::now();
-        let reply = if heard.utterances == 0 || (heard.text.is_empty() && heard.filtered.is_some()) {
+        let reply = if heard.utterances == 0 || (heard.text.is_empty() && heard.filtered.is_some())
+        {
             dialog.on_silence()
         } else {
             dialog.on_caller(&heard.text)

@@ -73,7 +73,12 @@ impl Models {
     /// Path of an installed model, checked against the manifest.
     pub fn path(&self, name: &str) -> Result<PathBuf, SetupError> {
         if self.manifest.get(name).is_none() {
-            let known: Vec<&str> = self.manifest.models.iter().map(|m| m.name.as_str()).collect();
+            let known: Vec<&str> = self
+                .manifest
+                .models
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect();
             return Err(SetupError::UnknownModel {
                 name: name.to_string(),
                 known: known.join(", "),
@@ -88,7 +93,11 @@ impl Models {
     }
 
     /// Loads a whisper model by manifest name.
-    pub fn transcriber(&self, name: &str, threads: usize) -> Result<WhisperTranscriber, SetupError> {
+    pub fn transcriber(
+        &self,
+        name: &str,
+        threads: usize,
+    ) -> Result<WhisperTranscriber, SetupError> {
         let path = self.path(name)?;
         let config = WhisperConfig {
             threads: threads.max(1),

@@ -58,7 +58,10 @@ impl<'a> DemoCaller<'a> {
     }
 
     /// A caller with its own answers: (phrase id asked by the robot, line).
-    pub fn with_answers(voice: &'a mut dyn Synthesizer, answers: Vec<(&'static str, String)>) -> Self {
+    pub fn with_answers(
+        voice: &'a mut dyn Synthesizer,
+        answers: Vec<(&'static str, String)>,
+    ) -> Self {
         DemoCaller {
             voice,
             answers,
@@ -72,10 +75,16 @@ impl<'a> DemoCaller<'a> {
 pub fn demo_answers(language: Language) -> Vec<(&'static str, String)> {
     let lines: &[(&str, &str)] = match language {
         Language::Ru => &[
-            ("greeting", "Здравствуйте, я хочу записаться на консультацию."),
+            (
+                "greeting",
+                "Здравствуйте, я хочу записаться на консультацию.",
+            ),
             ("ask_need", "Я хочу записаться на консультацию."),
             ("ask_name", "Меня зовут Иван Петров."),
-            ("ask_phone", "Восемь девятьсот шестнадцать, сто двадцать три, сорок пять, шестьдесят семь."),
+            (
+                "ask_phone",
+                "Восемь девятьсот шестнадцать, сто двадцать три, сорок пять, шестьдесят семь.",
+            ),
             ("ask_dates", "В пятницу после обеда."),
             ("ask_city", "Москва."),
             ("confirm", "Да, всё верно."),
@@ -83,10 +92,16 @@ pub fn demo_answers(language: Language) -> Vec<(&'static str, String)> {
             ("did_not_catch", "Я хочу записаться на консультацию."),
         ],
         Language::En => &[
-            ("greeting", "Hi, I would like to book a table for four people."),
+            (
+                "greeting",
+                "Hi, I would like to book a table for four people.",
+            ),
             ("ask_need", "I would like to book a table for four people."),
             ("ask_name", "My name is John Smith."),
-            ("ask_phone", "Five five five, one two three, four five six seven."),
+            (
+                "ask_phone",
+                "Five five five, one two three, four five six seven.",
+            ),
             ("ask_dates", "Friday evening."),
             ("ask_city", "Boston."),
             ("confirm", "Yes, that is right."),
@@ -94,7 +109,10 @@ pub fn demo_answers(language: Language) -> Vec<(&'static str, String)> {
             ("did_not_catch", "I would like to book a table."),
         ],
     };
-    lines.iter().map(|(id, l)| (*id, (*l).to_string())).collect()
+    lines
+        .iter()
+        .map(|(id, l)| (*id, (*l).to_string()))
+        .collect()
 }
 
 impl CallerSource for DemoCaller<'_> {
@@ -102,7 +120,11 @@ impl CallerSource for DemoCaller<'_> {
         if robot_said.end_call || self.used >= self.max_turns {
             return Ok(None);
         }
-        let Some((_, line)) = self.answers.iter().find(|(id, _)| *id == robot_said.phrase_id) else {
+        let Some((_, line)) = self
+            .answers
+            .iter()
+            .find(|(id, _)| *id == robot_said.phrase_id)
+        else {
             return Ok(None);
         };
         self.used += 1;
@@ -125,7 +147,12 @@ pub struct Simulation<'e, 'a> {
 
 impl<'e, 'a> Simulation<'e, 'a> {
     /// A simulation over `engine` for `robot`; the names go into the record.
-    pub fn new(engine: &'e mut CallEngine<'a>, robot: &'a Robot, voice_name: String, stt_model: String) -> Self {
+    pub fn new(
+        engine: &'e mut CallEngine<'a>,
+        robot: &'a Robot,
+        voice_name: String,
+        stt_model: String,
+    ) -> Self {
         Simulation {
             engine,
             robot,

@@ -74,17 +74,26 @@ fn english_piper_speech_is_recognised_by_tiny_en_and_base() {
     let mut tts = m.tts().expect("tts");
     let mut speak = |s: &str| {
         let mut out = vb_audio::Pcm::new(22_050, Vec::new());
-        for part in tts.stream("en", s, 22_050, CancelToken::new()).expect("stream") {
+        for part in tts
+            .stream("en", s, 22_050, CancelToken::new())
+            .expect("stream")
+        {
             out.append(&part.expect("sentence").pcm).expect("append");
         }
         out
     };
     let mut tiny = m.transcriber("whisper-tiny.en", 2).expect("tiny.en");
     let wer = round_trip_wer(&mut tiny, &mut speak, &EN_SENTENCES, SttLanguage::En);
-    assert!(wer <= EN_PIPER_TINY_MAX_WER, "tiny.en WER {wer:.3} > {EN_PIPER_TINY_MAX_WER}");
+    assert!(
+        wer <= EN_PIPER_TINY_MAX_WER,
+        "tiny.en WER {wer:.3} > {EN_PIPER_TINY_MAX_WER}"
+    );
     let mut base = m.transcriber("whisper-base", 2).expect("base");
     let wer = round_trip_wer(&mut base, &mut speak, &EN_SENTENCES, SttLanguage::En);
-    assert!(wer <= EN_PIPER_BASE_MAX_WER, "base WER {wer:.3} > {EN_PIPER_BASE_MAX_WER}");
+    assert!(
+        wer <= EN_PIPER_BASE_MAX_WER,
+        "base WER {wer:.3} > {EN_PIPER_BASE_MAX_WER}"
+    );
 }
 
 #[test]
@@ -100,14 +109,20 @@ fn russian_fallback_speech_is_recognised_by_base() {
     );
     let mut speak = |s: &str| {
         let mut out = vb_audio::Pcm::new(16_000, Vec::new());
-        for part in tts.stream("ru", s, 16_000, CancelToken::new()).expect("stream") {
+        for part in tts
+            .stream("ru", s, 16_000, CancelToken::new())
+            .expect("stream")
+        {
             out.append(&part.expect("sentence").pcm).expect("append");
         }
         out
     };
     let mut base = m.transcriber("whisper-base", 2).expect("base");
     let wer = round_trip_wer(&mut base, &mut speak, &RU_SENTENCES, SttLanguage::Ru);
-    assert!(wer <= RU_ESPEAK_BASE_MAX_WER, "Russian WER {wer:.3} > {RU_ESPEAK_BASE_MAX_WER}");
+    assert!(
+        wer <= RU_ESPEAK_BASE_MAX_WER,
+        "Russian WER {wer:.3} > {RU_ESPEAK_BASE_MAX_WER}"
+    );
 }
 
 fn demo_call(robot_name: &str, language: Language) -> vb_call::CallRecord {
@@ -118,10 +133,15 @@ fn demo_call(robot_name: &str, language: Language) -> vb_call::CallRecord {
     let mut caller_voice = m.espeak_voice(language.code()).expect("caller voice");
     let mut caller = DemoCaller::new(language, &mut caller_voice);
     let mut engine = CallEngine::new(&mut stt, &mut tts, &robot, EngineConfig::default());
-    let (record, audio) = Simulation::new(&mut engine, &robot, "robot".into(), "whisper-base".into())
-        .run(&mut caller)
-        .expect("call");
-    assert!(audio.duration_ms() > 10_000, "call audio is {} ms", audio.duration_ms());
+    let (record, audio) =
+        Simulation::new(&mut engine, &robot, "robot".into(), "whisper-base".into())
+            .run(&mut caller)
+            .expect("call");
+    assert!(
+        audio.duration_ms() > 10_000,
+        "call audio is {} ms",
+        audio.duration_ms()
+    );
     for t in &record.turns {
         eprintln!(
             "{:?} heard={:?} utterances={} reply={:?} timings={:?}",
@@ -132,8 +152,18 @@ fn demo_call(robot_name: &str, language: Language) -> vb_call::CallRecord {
 }
 
 fn assert_call(record: &vb_call::CallRecord, name: &str, phone: &str) {
-    assert_eq!(record.lead.name.as_deref(), Some(name), "lead: {:?}", record.lead);
-    assert_eq!(record.lead.phone.as_deref(), Some(phone), "lead: {:?}", record.lead);
+    assert_eq!(
+        record.lead.name.as_deref(),
+        Some(name),
+        "lead: {:?}",
+        record.lead
+    );
+    assert_eq!(
+        record.lead.phone.as_deref(),
+        Some(phone),
+        "lead: {:?}",
+        record.lead
+    );
     assert!(record.lead.request.is_some(), "lead: {:?}", record.lead);
     assert!(record.lead.confirmed, "lead: {:?}", record.lead);
     assert_eq!(record.lead.end, Some(EndReason::Completed));
@@ -144,8 +174,14 @@ fn assert_call(record: &vb_call::CallRecord, name: &str, phone: &str) {
     let phone_turn = record
         .turns
         .iter()
-        .find(|t| t.caller_transcript.chars().filter(char::is_ascii_digit).count() >= 7
-            || t.robot_reply.contains(&phone[phone.len() - 2..]))
+        .find(|t| {
+            t.caller_transcript
+                .chars()
+                .filter(char::is_ascii_digit)
+                .count()
+                >= 7
+                || t.robot_reply.contains(&phone[phone.len() - 2..])
+        })
         .expect("a turn with the phone number");
     assert_eq!(phone_turn.utterances, 1, "phone number cut: {phone_turn:?}");
     for t in record.turns.iter().skip(1) {
@@ -176,7 +212,10 @@ fn russian_call_captures_name_and_e164_number() {
 struct SilentCaller;
 
 impl CallerSource for SilentCaller {
-    fn next_turn(&mut self, robot_said: &vb_dialog::Reply) -> Result<Option<vb_audio::Pcm>, vb_call::CallError> {
+    fn next_turn(
+        &mut self,
+        robot_said: &vb_dialog::Reply,
+    ) -> Result<Option<vb_audio::Pcm>, vb_call::CallError> {
         if robot_said.end_call {
             return Ok(None);
         }
@@ -196,7 +235,11 @@ fn a_silent_caller_is_prompted_then_the_call_ends() {
         .run(&mut SilentCaller)
         .expect("call");
     assert_eq!(record.end_reason, "silence", "{record:?}");
-    assert!(record.turns.len() <= 1 + robot.config.limits.silence_prompts as usize + 1, "{}", record.turns.len());
+    assert!(
+        record.turns.len() <= 1 + robot.config.limits.silence_prompts as usize + 1,
+        "{}",
+        record.turns.len()
+    );
     assert!(record.turns.iter().skip(1).all(|t| t.utterances == 0));
     assert_eq!(record.lead.end, Some(EndReason::Silence));
 }
@@ -224,5 +267,11 @@ fn the_demo_caller_voice_differs_from_the_robot_voice() {
     let mut tts = m.tts().expect("tts");
     let mut caller = m.espeak_voice("en").expect("espeak en");
     assert_ne!(tts.voice("en").expect("en").name(), caller.name());
-    assert!(caller.synthesize("Hello there.").expect("speak").duration_ms() > 300);
+    assert!(
+        caller
+            .synthesize("Hello there.")
+            .expect("speak")
+            .duration_ms()
+            > 300
+    );
 }

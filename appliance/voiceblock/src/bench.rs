@@ -50,7 +50,10 @@ pub fn stt(models: &Models, runs: usize) -> Result<()> {
         });
     }
     let config = BenchConfig {
-        models: vec![models.path("whisper-tiny.en")?, models.path("whisper-base")?],
+        models: vec![
+            models.path("whisper-tiny.en")?,
+            models.path("whisper-base")?,
+        ],
         threads: 2,
         runs,
     };
@@ -65,7 +68,10 @@ pub fn tts(models: &Models, runs: usize) -> Result<()> {
     let mut tts = models.tts()?;
     tts.preload("en")?;
     tts.preload("ru")?;
-    println!("voices loaded in {} ms (Piper en + espeak ru)\n", t0.elapsed().as_millis());
+    println!(
+        "voices loaded in {} ms (Piper en + espeak ru)\n",
+        t0.elapsed().as_millis()
+    );
     let cases = [
         ("en", "one sentence", "Thank you, I have written down your request."),
         (
@@ -117,16 +123,25 @@ pub fn turn(models: &Models, calls: usize, threads: usize) -> Result<()> {
     let mut tts = models.tts()?;
     println!("| robot | caller turns | endpoint hangover, ms (median) | stt, ms (median) | first audio, ms (median) | end of speech -> first audio excl. hangover, ms: median / max |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for (name, language) in [("reception-en", RobotLanguage::En), ("reception-ru", RobotLanguage::Ru)] {
+    for (name, language) in [
+        ("reception-en", RobotLanguage::En),
+        ("reception-ru", RobotLanguage::Ru),
+    ] {
         let robot = Robot::builtin(name).context("built-in robot")?;
         let voice_name = tts.voice(language.code())?.name().to_string();
         let mut caller_voice = models.espeak_voice(language.code())?;
-        let (mut endpoint, mut stt_ms, mut first, mut processing) = (vec![], vec![], vec![], vec![]);
+        let (mut endpoint, mut stt_ms, mut first, mut processing) =
+            (vec![], vec![], vec![], vec![]);
         for _ in 0..calls.max(1) {
             let mut caller = DemoCaller::new(language, &mut caller_voice);
             let mut engine = CallEngine::new(&mut stt, &mut tts, &robot, EngineConfig::default());
-            let (record, _) =
-                Simulation::new(&mut engine, &robot, voice_name.clone(), "whisper-base".into()).run(&mut caller)?;
+            let (record, _) = Simulation::new(
+                &mut engine,
+                &robot,
+                voice_name.clone(),
+                "whisper-base".into(),
+            )
+            .run(&mut caller)?;
             for t in record.turns.iter().skip(1) {
                 endpoint.push(t.timings.endpoint_ms as f64);
                 stt_ms.push(t.timings.stt_ms as f64);

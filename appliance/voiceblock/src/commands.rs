@@ -12,8 +12,8 @@ use vb_stt::{Language, TranscribeOptions, Transcriber};
 use vb_tts::CancelToken;
 use vb_vad::SegmentConfig;
 
-use vb_call::Models;
 use crate::{bench, BenchWhat, Cli, Command, LangArg, ModelsAction, RobotsAction, SourceArg};
+use vb_call::Models;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -84,7 +84,12 @@ fn models_cmd(models: &Models, action: ModelsAction) -> Result<()> {
                             tenth * 10,
                             total
                         ),
-                        None => eprintln!("{:<28} {:<9} {} bytes", p.model, format!("{:?}", p.step).to_lowercase(), p.done),
+                        None => eprintln!(
+                            "{:<28} {:<9} {} bytes",
+                            p.model,
+                            format!("{:?}", p.step).to_lowercase(),
+                            p.done
+                        ),
                     }
                     last = Some(key);
                 }
@@ -105,7 +110,10 @@ fn models_cmd(models: &Models, action: ModelsAction) -> Result<()> {
                     Ok(_) => "installed".to_string(),
                     Err(e) => format!("not installed ({e})"),
                 };
-                println!("{:<28} {:<10} {:>11} bytes  {}  {}", m.name, m.role, m.size, m.licence, state);
+                println!(
+                    "{:<28} {:<10} {:>11} bytes  {}  {}",
+                    m.name, m.role, m.size, m.licence, state
+                );
             }
             Ok(())
         }
@@ -139,13 +147,24 @@ fn stt_language(lang: LangArg) -> Language {
     }
 }
 
-fn transcribe(models: &Models, file: &Path, lang: LangArg, model: &str, threads: usize, verbose: bool) -> Result<()> {
+fn transcribe(
+    models: &Models,
+    file: &Path,
+    lang: LangArg,
+    model: &str,
+    threads: usize,
+    verbose: bool,
+) -> Result<()> {
     let audio = wav::read(file)?;
     let mut stt = models.transcriber(model, threads)?;
     let utterances = vb_vad::segment(&audio, &SegmentConfig::default())
         .with_context(|| format!("finding speech in {}", file.display()))?;
     if utterances.is_empty() {
-        eprintln!("{}: no speech found ({} ms of audio)", file.display(), audio.duration_ms());
+        eprintln!(
+            "{}: no speech found ({} ms of audio)",
+            file.display(),
+            audio.duration_ms()
+        );
         return Ok(());
     }
     let opts = TranscribeOptions {
@@ -165,7 +184,9 @@ fn transcribe(models: &Models, file: &Path, lang: LangArg, model: &str, threads:
                 t.language.map_or("-", |l| l.code()),
                 t.audio_ctx,
                 t.elapsed_ms,
-                t.filtered.map(|r| format!(" filtered: {r:?}")).unwrap_or_default()
+                t.filtered
+                    .map(|r| format!(" filtered: {r:?}"))
+                    .unwrap_or_default()
             );
         }
         if !t.text.is_empty() {
@@ -189,7 +210,14 @@ fn text_language(lang: LangArg, text: &str) -> &'static str {
     }
 }
 
-fn say(models: &Models, text: &str, out: &Path, lang: LangArg, voice: Option<&str>, rate: u32) -> Result<()> {
+fn say(
+    models: &Models,
+    text: &str,
+    out: &Path,
+    lang: LangArg,
+    voice: Option<&str>,
+    rate: u32,
+) -> Result<()> {
     let mut tts = models.tts()?;
     let language = match voice {
         Some(name) => {
@@ -199,10 +227,22 @@ fn say(models: &Models, text: &str, out: &Path, lang: LangArg, voice: Option<&st
                 .iter()
                 .find(|v| v.name == name)
                 .ok_or_else(|| {
-                    let names: Vec<&str> = tts.selector().voices().iter().map(|v| v.name.as_str()).collect();
-                    anyhow!("no voice {name:?} in {}; installed: {}", tts.voices_dir().display(), names.join(", "))
+                    let names: Vec<&str> = tts
+                        .selector()
+                        .voices()
+                        .iter()
+                        .map(|v| v.name.as_str())
+                        .collect();
+                    anyhow!(
+                        "no voice {name:?} in {}; installed: {}",
+                        tts.voices_dir().display(),
+                        names.join(", ")
+                    )
                 })?;
-            let code = info.language_code.clone().unwrap_or_else(|| info.espeak_voice.clone());
+            let code = info
+                .language_code
+                .clone()
+                .unwrap_or_else(|| info.espeak_voice.clone());
             code.split(['_', '-']).next().unwrap_or("en").to_string()
         }
         None => text_language(lang, text).to_string(),
@@ -271,13 +311,24 @@ fn converse(
 
     for t in &record.turns {
         if !t.caller_transcript.is_empty() || t.index > 0 {
-            println!("caller: {}", if t.caller_transcript.is_empty() { "(silence)" } else { &t.caller_transcript });
+            println!(
+                "caller: {}",
+                if t.caller_transcript.is_empty() {
+                    "(silence)"
+                } else {
+                    &t.caller_transcript
+                }
+            );
         }
         println!(
             "robot:  {}    [{} ms to first audio{}]",
             t.robot_reply,
             t.timings.processing_ms,
-            if t.index > 0 { format!(", stt {} ms", t.timings.stt_ms) } else { String::new() }
+            if t.index > 0 {
+                format!(", stt {} ms", t.timings.stt_ms)
+            } else {
+                String::new()
+            }
         );
     }
     let lead = &record.lead;
@@ -296,8 +347,13 @@ fn robots_cmd(action: RobotsAction) -> Result<()> {
     match action {
         RobotsAction::List => {
             for name in Robot::builtin_names() {
-                let r = Robot::builtin(name).ok_or_else(|| anyhow!("built-in robot {name} missing"))?;
-                println!("{name:<16} language={} mode={}", r.language.code(), r.config.mode.code());
+                let r =
+                    Robot::builtin(name).ok_or_else(|| anyhow!("built-in robot {name} missing"))?;
+                println!(
+                    "{name:<16} language={} mode={}",
+                    r.language.code(),
+                    r.config.mode.code()
+                );
             }
             Ok(())
         }
