@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use thiserror::Error;
 use vb_models::{Manifest, ModelError, ModelStore};
 use vb_stt::{SttError, WhisperConfig, WhisperTranscriber};
-use vb_tts::{Espeak, EspeakOptions, EspeakVoice, Tts, TtsConfig, TtsError};
+use vb_tts::{
+    Espeak, EspeakOptions, EspeakVoice, FestivalVoice, Synthesizer, Tts, TtsConfig, TtsError,
+};
 
 /// The Piper voice the box ships (English).
 pub const SHIPPED_VOICE: &str = "piper-en_US-joe-medium";
@@ -119,8 +121,21 @@ impl Models {
         Ok(Tts::new(config)?)
     }
 
-    /// An espeak-ng voice for `language` ("en", "ru"): the demo caller's
-    /// voice, distinct from the robot's Piper voice.
+    /// The demo caller's voice for `language` ("en", "ru"), distinct from
+    /// the robot's: Festival's Russian voice where it is installed (whisper
+    /// recognises espeak-ng's Russian poorly: word error rates above 1.0
+    /// measured with whisper base), espeak-ng otherwise.
+    pub fn caller_voice(&self, language: &str) -> Result<Box<dyn Synthesizer + Send>, SetupError> {
+        if language == "ru" {
+            if let Ok(voice) = FestivalVoice::russian() {
+                return Ok(Box::new(voice));
+            }
+            tracing::warn!("festival's Russian voice (festvox-ru) is not installed: the demo caller speaks with espeak-ng, which whisper recognises poorly");
+        }
+        Ok(Box::new(self.espeak_voice(language)?))
+    }
+
+    /// An espeak-ng voice for `language` ("en", "ru").
     pub fn espeak_voice(&self, language: &str) -> Result<EspeakVoice, SetupError> {
         let espeak = Espeak::init(&espeak_data_dir()?)?;
         Ok(EspeakVoice::new(

@@ -157,6 +157,22 @@ pub enum TtsError {
         #[source]
         source: piper_rs::PiperError,
     },
+    /// Festival's `text2wave` is not installed.
+    #[error("festival voice {voice}: {program} not found (install the festival package and the voice, e.g. festvox-ru)")]
+    FestivalMissing {
+        /// The program looked for.
+        program: String,
+        /// Festival voice asked for.
+        voice: String,
+    },
+    /// Festival ran but did not produce audio.
+    #[error("festival voice {voice} failed: {reason}")]
+    FestivalFailed {
+        /// Festival voice.
+        voice: String,
+        /// Exit status, timeout or unreadable output, with festival's stderr.
+        reason: String,
+    },
     /// There was nothing to say.
     #[error("text to synthesize is empty")]
     EmptyText,

@@ -28,6 +28,8 @@
 //! - [`espeak`]: the process-global espeak-ng engine behind one mutex:
 //!   phonemisation for Piper and the [`EspeakVoice`] fallback. Its module docs
 //!   say where `espeak-ng-data` comes from on the box.
+//! - [`festival`]: [`FestivalVoice`], Festival's `text2wave` as a subprocess (a
+//!   natural Russian caller voice for simulations and tests).
 //! - [`piper`]: [`PiperVoice`] and voice config reading.
 //! - [`select`]: which voice speaks which language.
 //! - [`split`]: sentence splitting.
@@ -56,6 +58,7 @@
 pub mod cache;
 pub mod error;
 pub mod espeak;
+pub mod festival;
 pub mod piper;
 pub mod runtime;
 pub mod select;
@@ -65,6 +68,7 @@ pub mod tts;
 pub use cache::{CacheStats, PhraseCache};
 pub use error::TtsError;
 pub use espeak::{Espeak, EspeakOptions, EspeakVoice};
+pub use festival::FestivalVoice;
 pub use piper::{PiperOptions, PiperVoice, VoiceInfo};
 pub use runtime::OnnxRuntime;
 pub use select::{VoiceChoice, VoiceSelector};

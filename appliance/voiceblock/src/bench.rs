@@ -129,11 +129,11 @@ pub fn turn(models: &Models, calls: usize, threads: usize) -> Result<()> {
     ] {
         let robot = Robot::builtin(name).context("built-in robot")?;
         let voice_name = tts.voice(language.code())?.name().to_string();
-        let mut caller_voice = models.espeak_voice(language.code())?;
+        let mut caller_voice = models.caller_voice(language.code())?;
         let (mut endpoint, mut stt_ms, mut first, mut processing) =
             (vec![], vec![], vec![], vec![]);
         for _ in 0..calls.max(1) {
-            let mut caller = DemoCaller::new(language, &mut caller_voice);
+            let mut caller = DemoCaller::new(language, caller_voice.as_mut());
             let mut engine = CallEngine::new(&mut stt, &mut tts, &robot, EngineConfig::default());
             let (record, _) = Simulation::new(
                 &mut engine,

@@ -296,8 +296,8 @@ fn converse(
     let voice_name = tts.voice(robot.language.code())?.name().to_string();
     let (record, audio) = if callers.is_empty() {
         // The demo caller speaks with espeak-ng, a different voice from the robot's.
-        let mut caller_voice = models.espeak_voice(robot.language.code())?;
-        let mut caller = DemoCaller::new(robot.language, &mut caller_voice);
+        let mut caller_voice = models.caller_voice(robot.language.code())?;
+        let mut caller = DemoCaller::new(robot.language, caller_voice.as_mut());
         let mut engine = CallEngine::new(&mut stt, &mut tts, &robot, EngineConfig::default());
         Simulation::new(&mut engine, &robot, voice_name, model.to_string()).run(&mut caller)?
     } else {
