@@ -85,6 +85,10 @@ pub struct Heard {
     pub filtered: Option<String>,
     /// Number of utterances found.
     pub utterances: usize,
+    /// Recognition of at least one utterance overran its deadline: the caller
+    /// spoke but was not understood (the dialog asks again, rather than
+    /// treating the turn as silence).
+    pub overran: bool,
     /// Endpoint hangover of the last utterance (audio ms).
     pub endpoint_ms: u64,
     /// Recognition wall time of the last utterance (earlier utterances are
@@ -192,7 +196,28 @@ impl<'a> CallEngine<'a> {
                 heard.endpoint_ms = decided_ms.saturating_sub(end_ms);
                 let pcm = Pcm::from_i16(ASR_RATE, &audio);
                 let t0 = Instant::now();
-                let transcript = self.stt.transcribe(&pcm.samples, &self.stt_options)?;
+                let transcript = match self.stt.transcribe(&pcm.samples, &self.stt_options) {
+                    Ok(t) => t,
+                    // A decode that runs past its deadline (a loop, or a box
+                    // starved of CPU) costs this utterance, not the call: the
+                    // dialog hears nothing and asks again.
+                    Err(SttError::DeadlineExceeded {
+                        audio_ms,
+                        deadline_ms,
+                    }) => {
+                        tracing::warn!(
+                            audio_ms,
+                            deadline_ms,
+                            "speech recognition overran its deadline; utterance dropped"
+                        );
+                        heard.stt_ms = t0.elapsed().as_millis() as u64;
+                        heard.utterances += 1;
+                        heard.overran = true;
+                        heard.filtered = Some(format!("stt deadline of {deadline_ms} ms exceeded"));
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 heard.stt_ms = t0.elapsed().as_millis() as u64;
                 heard.utterances += 1;
                 heard.language = transcript.language.map(|l| l.code().to_string());
