@@ -172,7 +172,7 @@ fn a_broken_robot_folder_is_named_with_its_problem() {
     assert_fails(
         &["robots", "check", robot.to_str().unwrap()],
         None,
-        &["robot.toml", "line"],
+        &["robot.toml:1:"],
     );
     let nowhere = dir.path().join("no-such-robot");
     assert_fails(
