@@ -13,7 +13,7 @@
 //!                    └─ bench     stt | tts | turn               (docs/benchmarks.md)
 //! ```
 //! - [`commands`]: one function per subcommand.
-//! - [`bench`]: the measurement commands.
+//! - [`mod@bench`]: the measurement commands.
 
 mod bench;
 mod commands;
