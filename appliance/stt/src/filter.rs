@@ -2,7 +2,7 @@
 //! credits, "Thanks for watching!") and can loop on one phrase. This pure
 //! function decides what of a raw transcript the dialog may see.
 //!
-//! Order matters: markup is stripped first (so "[Music] you" still reads as
+//! Order matters: markup is stripped first (so "\[Music\] you" still reads as
 //! "you"), loops are collapsed before the phrase check (so five "Продолжение
 //! следует..." in a row are caught as one), and the no-speech rule runs last.
 
@@ -14,7 +14,7 @@ pub enum FilterReason {
         /// Root-mean-square level of the clip, dBFS.
         rms_dbfs: f32,
     },
-    /// Only bracketed annotations or music notes ("[BLANK_AUDIO]", "(music)", "♪").
+    /// Only bracketed annotations or music notes ("\[BLANK_AUDIO\]", "(music)", "♪").
     Markup,
     /// A phrase whisper produces on silence (subtitle credits, sign-offs).
     SilencePhrase {

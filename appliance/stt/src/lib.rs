@@ -32,7 +32,7 @@
 //! - [`ggml`]: structural check of a model file before whisper.cpp loads it.
 //! - [`filter`]: the hallucination filter (pure).
 //! - [`wer`]: word error rate, for tests and benchmarks.
-//! - [`bench`]: this crate's path against plain whisper.cpp, side by side.
+//! - [`mod@bench`]: this crate's path against plain whisper.cpp, side by side.
 //! - [`SttError`]: the crate's error type.
 
 pub mod bench;
