@@ -87,6 +87,25 @@ fn lock() -> MutexGuard<'static, EngineState> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Makes `voice` espeak's current voice. Takes the engine guard so it can
+/// only run under the process-wide lock, which every espeak call holds.
+fn select_voice(
+    _engine: &MutexGuard<'static, EngineState>,
+    voice: &str,
+    c_voice: &CString,
+) -> Result<(), TtsError> {
+    // SAFETY: the engine is initialised (an `Espeak` handle exists wherever
+    // the guard is taken) and the string outlives the call.
+    let code = unsafe { espeak_rs_sys::espeak_SetVoiceByName(c_voice.as_ptr()) };
+    if code != espeak_rs_sys::espeak_ERROR_EE_OK {
+        return Err(TtsError::EspeakVoiceUnavailable {
+            voice: voice.to_string(),
+            code,
+        });
+    }
+    Ok(())
+}
+
 /// A handle proving espeak-ng is initialised; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Espeak {
@@ -232,14 +251,7 @@ impl Espeak {
             source: espeak_rs::ESpeakError(message.to_string()),
         };
         let _guard = lock();
-        // SAFETY: initialised (this handle exists); the string outlives the call.
-        let code = unsafe { espeak_rs_sys::espeak_SetVoiceByName(c_voice.as_ptr()) };
-        if code != espeak_rs_sys::espeak_ERROR_EE_OK {
-            return Err(TtsError::EspeakVoiceUnavailable {
-                voice: voice.to_string(),
-                code,
-            });
-        }
+        select_voice(&_guard, voice, &c_voice)?;
         let mut sentences = Vec::new();
         let mut current = String::new();
         for line in text.lines() {
@@ -310,14 +322,7 @@ impl Espeak {
         let c_voice = CString::new(voice).map_err(|_| TtsError::NulInText)?;
         let c_text = CString::new(text).map_err(|_| TtsError::NulInText)?;
         let _guard = lock();
-        // SAFETY: initialised (this handle exists); the string outlives the call.
-        let code = unsafe { espeak_rs_sys::espeak_SetVoiceByName(c_voice.as_ptr()) };
-        if code != espeak_rs_sys::espeak_ERROR_EE_OK {
-            return Err(TtsError::EspeakVoiceUnavailable {
-                voice: voice.to_string(),
-                code,
-            });
-        }
+        select_voice(&_guard, voice, &c_voice)?;
         let rate = rate_wpm.clamp(80, 450) as c_int;
         // SAFETY: plain parameter setter on an initialised engine.
         unsafe {
@@ -496,14 +501,7 @@ impl EspeakVoice {
     pub fn new(espeak: &Espeak, voice: &str, options: EspeakOptions) -> Result<Self, TtsError> {
         let c_voice = CString::new(voice).map_err(|_| TtsError::NulInText)?;
         let _guard = lock();
-        // SAFETY: initialised (the handle exists); checks the voice loads.
-        let code = unsafe { espeak_rs_sys::espeak_SetVoiceByName(c_voice.as_ptr()) };
-        if code != espeak_rs_sys::espeak_ERROR_EE_OK {
-            return Err(TtsError::EspeakVoiceUnavailable {
-                voice: voice.to_string(),
-                code,
-            });
-        }
+        select_voice(&_guard, voice, &c_voice)?;
         Ok(Self {
             espeak: espeak.clone(),
             voice: voice.to_string(),
