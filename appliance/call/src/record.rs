@@ -93,20 +93,3 @@ pub struct CallRecord {
     /// Sample rate of the recorded call audio.
     pub audio_rate: u32,
 }
-
-impl CallRecord {
-    /// Median and maximum of `processing_ms` over caller turns (None without caller turns).
-    pub fn processing_stats(&self) -> Option<(u64, u64)> {
-        let mut v: Vec<u64> = self
-            .turns
-            .iter()
-            .filter(|t| t.speaker == Speaker::Caller)
-            .map(|t| t.timings.processing_ms)
-            .collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_unstable();
-        Some((v[v.len() / 2], *v.last().unwrap_or(&0)))
-    }
-}
