@@ -23,12 +23,14 @@
 //! - [`dtmf`]: RFC 4733 event payloads, both directions.
 //! - [`jitter`]: reorder, drop late and duplicate packets, report losses.
 //! - [`pacer`]: send deadlines from a monotonic start, and their lateness.
+//! - [`sdp`]: offer/answer for one audio stream: PCMU/PCMA + telephone-event.
 
 pub mod dtmf;
 pub mod error;
 pub mod jitter;
 pub mod pacer;
 pub mod packet;
+pub mod sdp;
 pub mod stats;
 
 pub use dtmf::{DtmfReceiver, TelephoneEvent};
@@ -36,4 +38,5 @@ pub use error::RtpError;
 pub use jitter::{JitterBuffer, JitterConfig, Playout, PushOutcome};
 pub use pacer::Pacer;
 pub use packet::{RtpHeader, RtpPacket, MAX_PAYLOAD};
+pub use sdp::{Codec, Direction, Negotiated, SdpError};
 pub use stats::RecvStats;
