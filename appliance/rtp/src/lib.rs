@@ -23,6 +23,7 @@
 //! - [`dtmf`]: RFC 4733 event payloads, both directions.
 //! - [`jitter`]: reorder, drop late and duplicate packets, report losses.
 //! - [`pacer`]: send deadlines from a monotonic start, and their lateness.
+//! - [`rtcp`]: sender/receiver reports with SDES, and a reader for the far end's.
 //! - [`sdp`]: offer/answer for one audio stream: PCMU/PCMA + telephone-event.
 
 pub mod dtmf;
@@ -30,6 +31,7 @@ pub mod error;
 pub mod jitter;
 pub mod pacer;
 pub mod packet;
+pub mod rtcp;
 pub mod sdp;
 pub mod stats;
 

@@ -18,6 +18,8 @@ pub struct RecvStats {
     transit: Option<i64>,
     jitter: f64,
     restarts: u64,
+    expected_prior: u64,
+    received_prior: u64,
 }
 
 impl RecvStats {
@@ -35,6 +37,35 @@ impl RecvStats {
         self.received = 0;
         self.transit = None;
         self.jitter = 0.0;
+        self.expected_prior = 0;
+        self.received_prior = 0;
+    }
+
+    /// The RTCP report block for this source (RFC 3550 section 6.4.1 and
+    /// A.3), with the fraction lost since the previous call; `None` before
+    /// any packet. `lsr`/`dlsr` come from the last sender report received.
+    pub fn report_block(&mut self, lsr: u32, dlsr: u32) -> Option<crate::rtcp::ReportBlock> {
+        let ssrc = self.ssrc?;
+        let expected = self.expected();
+        let interval_expected = expected - self.expected_prior;
+        let interval_received = self.received - self.received_prior;
+        self.expected_prior = expected;
+        self.received_prior = self.received;
+        let interval_lost = interval_expected.saturating_sub(interval_received);
+        let fraction_lost = if interval_expected == 0 {
+            0
+        } else {
+            ((interval_lost << 8) / interval_expected).min(255) as u8
+        };
+        Some(crate::rtcp::ReportBlock {
+            ssrc,
+            fraction_lost,
+            cumulative_lost: self.lost().min(0x7f_ffff) as u32,
+            highest_seq: self.extended_max() as u32,
+            jitter: self.jitter as u32,
+            lsr,
+            dlsr,
+        })
     }
 
     /// Accounts one packet. `arrival` is the arrival time in the payload's
