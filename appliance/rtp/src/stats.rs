@@ -52,11 +52,9 @@ impl RecvStats {
         self.expected_prior = expected;
         self.received_prior = self.received;
         let interval_lost = interval_expected.saturating_sub(interval_received);
-        let fraction_lost = if interval_expected == 0 {
-            0
-        } else {
-            ((interval_lost << 8) / interval_expected).min(255) as u8
-        };
+        let fraction_lost = (interval_lost << 8)
+            .checked_div(interval_expected)
+            .map_or(0, |f| f.min(255) as u8);
         Some(crate::rtcp::ReportBlock {
             ssrc,
             fraction_lost,
