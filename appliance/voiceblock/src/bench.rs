@@ -161,3 +161,106 @@ pub fn turn(models: &Models, calls: usize, threads: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// Percentile of an unsorted sample (nearest rank).
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// One paced RTP stream over loopback UDP: per-packet send instants and
+/// receive instants, for `frames` frames.
+fn rtp_stream(frames: usize, paced: bool) -> Result<(Vec<Instant>, Vec<Instant>)> {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+    use vb_rtp::{packet, Pacer, RtpHeader};
+
+    let rx = UdpSocket::bind("127.0.0.1:0").context("binding the loopback receiver")?;
+    rx.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let to = rx.local_addr()?;
+    let receiver = std::thread::spawn(move || {
+        let mut arrivals = Vec::with_capacity(frames);
+        let mut buf = [0u8; 1500];
+        while arrivals.len() < frames {
+            match rx.recv(&mut buf) {
+                Ok(n) if packet::parse(&buf[..n]).is_ok() => arrivals.push(Instant::now()),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        arrivals
+    });
+    let tx = UdpSocket::bind("127.0.0.1:0").context("binding the loopback sender")?;
+    let start = Instant::now() + Duration::from_millis(20);
+    let mut pacer = Pacer::g711(start);
+    let mut sends = Vec::with_capacity(frames);
+    let mut buf = Vec::with_capacity(200);
+    let payload = [0xffu8; 160];
+    for n in 0..frames {
+        if paced {
+            let deadline = pacer.deadline();
+            let now = Instant::now();
+            if deadline > now {
+                std::thread::sleep(deadline - now);
+            }
+        } else if n > 0 {
+            // The naive reference: sleep one period after each send.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let header = RtpHeader {
+            marker: n == 0,
+            payload_type: 0,
+            sequence: n as u16,
+            timestamp: pacer.timestamp(),
+            ssrc: 0x7654_3210,
+        };
+        packet::write(&header, &payload, &mut buf);
+        tx.send_to(&buf, to).context("sending on loopback")?;
+        let now = Instant::now();
+        pacer.sent(now);
+        sends.push(now);
+    }
+    let arrivals = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver thread panicked"))?;
+    Ok((sends, arrivals))
+}
+
+/// RTP send pacing: deviation of packet intervals from 20 ms and drift over
+/// the run, for the box's pacer (deadline n = start + n x 20 ms) and, side by
+/// side, a naive `sleep(20 ms)` loop.
+pub fn rtp(seconds: u64) -> Result<()> {
+    let frames = (seconds.max(1) * 50) as usize;
+    println!("| sender | packets | interval deviation p50 | p99 | max | drift after {seconds} s | receive interval deviation p99 |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, paced) in [("vb-rtp Pacer", true), ("naive sleep(20 ms)", false)] {
+        let (sends, arrivals) = rtp_stream(frames, paced)?;
+        let dev = |t: &[Instant]| -> Vec<f64> {
+            t.windows(2)
+                .map(|w| ((w[1] - w[0]).as_secs_f64() * 1000.0 - 20.0).abs())
+                .collect()
+        };
+        let mut send_dev = dev(&sends);
+        let mut recv_dev = dev(&arrivals);
+        let drift_ms = match (sends.first(), sends.last()) {
+            (Some(a), Some(b)) => {
+                (*b - *a).as_secs_f64() * 1000.0 - 20.0 * (sends.len() - 1) as f64
+            }
+            _ => f64::NAN,
+        };
+        println!(
+            "| {name} | {}/{} received | {:.3} ms | {:.3} ms | {:.3} ms | {drift_ms:+.1} ms | {:.3} ms |",
+            arrivals.len(),
+            sends.len(),
+            percentile(&mut send_dev, 50.0),
+            percentile(&mut send_dev, 99.0),
+            percentile(&mut send_dev, 100.0),
+            percentile(&mut recv_dev, 99.0),
+        );
+    }
+    Ok(())
+}

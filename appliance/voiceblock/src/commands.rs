@@ -51,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
             BenchWhat::Stt { runs } => bench::stt(&models, runs),
             BenchWhat::Tts { runs } => bench::tts(&models, runs),
             BenchWhat::Turn { calls } => bench::turn(&models, calls, cli.threads),
+            BenchWhat::Rtp { seconds } => bench::rtp(seconds),
         },
     }
 }

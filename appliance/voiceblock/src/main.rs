@@ -170,6 +170,13 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 2)]
         calls: usize,
     },
+    /// RTP send pacing over loopback UDP: interval jitter and drift, the
+    /// box's pacer against a naive sleep loop.
+    Rtp {
+        /// Length of each stream in seconds (50 packets a second).
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 /// Language choice on the command line.
