@@ -138,14 +138,6 @@ impl JitterBuffer {
         match self.frames.remove(&next) {
             Some(frame) => {
                 self.lost_run = 0;
-                // Drop anything older that slipped in (cannot normally happen).
-                while self
-                    .frames
-                    .first_key_value()
-                    .is_some_and(|(k, _)| *k < next)
-                {
-                    self.frames.pop_first();
-                }
                 Playout::Frame(frame)
             }
             None => {
