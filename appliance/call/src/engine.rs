@@ -195,44 +195,58 @@ impl<'a> CallEngine<'a> {
                 let decided_ms = ep.now_ms();
                 heard.endpoint_ms = decided_ms.saturating_sub(end_ms);
                 let pcm = Pcm::from_i16(ASR_RATE, &audio);
-                let t0 = Instant::now();
-                let transcript = match self.stt.transcribe(&pcm.samples, &self.stt_options) {
-                    Ok(t) => t,
-                    // A decode that runs past its deadline (a loop, or a box
-                    // starved of CPU) costs this utterance, not the call: the
-                    // dialog hears nothing and asks again.
-                    Err(SttError::DeadlineExceeded {
-                        audio_ms,
-                        deadline_ms,
-                    }) => {
-                        tracing::warn!(
-                            audio_ms,
-                            deadline_ms,
-                            "speech recognition overran its deadline; utterance dropped"
-                        );
-                        heard.stt_ms = t0.elapsed().as_millis() as u64;
-                        heard.utterances += 1;
-                        heard.overran = true;
-                        heard.filtered = Some(format!("stt deadline of {deadline_ms} ms exceeded"));
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                heard.stt_ms = t0.elapsed().as_millis() as u64;
-                heard.utterances += 1;
-                heard.language = transcript.language.map(|l| l.code().to_string());
-                // A filter reason with text left (a collapsed repetition loop)
-                // keeps the text; a silence phrase leaves none.
-                if let Some(reason) = transcript.filtered {
-                    heard.filtered = Some(format!("{reason:?}"));
-                }
-                if !transcript.text.trim().is_empty() {
-                    texts.push(transcript.text.trim().to_string());
-                }
+                self.recognize(&pcm, &mut heard, &mut texts)?;
             }
         }
         heard.text = texts.join(" ");
         Ok(heard)
+    }
+
+    /// Recognises one endpointed utterance (16 kHz) into `heard`: counts it,
+    /// times it, applies the hallucination filter, and adds its text to
+    /// `texts`. An utterance whose recognition overruns its deadline costs
+    /// that utterance, not the call.
+    pub fn recognize(
+        &mut self,
+        pcm: &Pcm,
+        heard: &mut Heard,
+        texts: &mut Vec<String>,
+    ) -> Result<(), CallError> {
+        let t0 = Instant::now();
+        let transcript = match self.stt.transcribe(&pcm.samples, &self.stt_options) {
+            Ok(t) => t,
+            // A decode that runs past its deadline (a loop, or a box
+            // starved of CPU) costs this utterance, not the call: the
+            // dialog hears nothing and asks again.
+            Err(SttError::DeadlineExceeded {
+                audio_ms,
+                deadline_ms,
+            }) => {
+                tracing::warn!(
+                    audio_ms,
+                    deadline_ms,
+                    "speech recognition overran its deadline; utterance dropped"
+                );
+                heard.stt_ms = t0.elapsed().as_millis() as u64;
+                heard.utterances += 1;
+                heard.overran = true;
+                heard.filtered = Some(format!("stt deadline of {deadline_ms} ms exceeded"));
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        heard.stt_ms = t0.elapsed().as_millis() as u64;
+        heard.utterances += 1;
+        heard.language = transcript.language.map(|l| l.code().to_string());
+        // A filter reason with text left (a collapsed repetition loop)
+        // keeps the text; a silence phrase leaves none.
+        if let Some(reason) = transcript.filtered {
+            heard.filtered = Some(format!("{reason:?}"));
+        }
+        if !transcript.text.trim().is_empty() {
+            texts.push(transcript.text.trim().to_string());
+        }
+        Ok(())
     }
 
     /// Renders a dialog reply to audio, part by part: a part's recorded WAV
@@ -240,6 +254,34 @@ impl<'a> CallEngine<'a> {
     /// sentence-streamed TTS otherwise. First audio is timed at the first
     /// chunk of the first part, which is when a live call starts sending.
     pub fn speak(&mut self, reply: &Reply) -> Result<Spoken, CallError> {
+        let mut audio = Pcm::new(self.config.out_rate, Vec::new());
+        let mut failed = None;
+        let (first_audio_ms, source) =
+            self.speak_to(reply, &CancelToken::new(), &mut |chunk: &Pcm| {
+                if let Err(e) = audio.append(chunk) {
+                    failed.get_or_insert(e);
+                }
+            })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        Ok(Spoken {
+            audio,
+            first_audio_ms,
+            source,
+        })
+    }
+
+    /// Renders a reply chunk by chunk into `sink` as each is ready (a live
+    /// call queues each sentence for sending while the next is
+    /// synthesised). Stops between chunks once `cancel` is set (barge-in).
+    /// Returns the wall ms to the first chunk and the audio source.
+    pub fn speak_to(
+        &mut self,
+        reply: &Reply,
+        cancel: &CancelToken,
+        sink: &mut dyn FnMut(&Pcm),
+    ) -> Result<(u64, &'static str), CallError> {
         let t0 = Instant::now();
         let parts: Vec<Part<'_>> = if reply.parts.is_empty() {
             vec![Part {
@@ -260,32 +302,35 @@ impl<'a> CallEngine<'a> {
                 })
                 .collect()
         };
-        let mut audio = Pcm::new(self.config.out_rate, Vec::new());
         let mut first_audio_ms = None;
         let mut sources = Vec::new();
         for part in &parts {
-            let source = self.speak_part(part, &mut audio, &mut first_audio_ms, t0)?;
+            if cancel.is_cancelled() {
+                break;
+            }
+            let source = self.speak_part(part, sink, &mut first_audio_ms, t0, cancel)?;
             if !sources.contains(&source) {
                 sources.push(source);
             }
         }
-        Ok(Spoken {
-            audio,
-            first_audio_ms: first_audio_ms.unwrap_or_else(|| t0.elapsed().as_millis() as u64),
-            source: if sources.len() == 1 {
-                sources[0]
-            } else {
-                "mixed"
-            },
-        })
+        let source = match sources.as_slice() {
+            [one] => *one,
+            [] => "none",
+            _ => "mixed",
+        };
+        Ok((
+            first_audio_ms.unwrap_or_else(|| t0.elapsed().as_millis() as u64),
+            source,
+        ))
     }
 
     fn speak_part(
         &mut self,
         part: &Part<'_>,
-        out: &mut Pcm,
+        sink: &mut dyn FnMut(&Pcm),
         first_audio_ms: &mut Option<u64>,
         t0: Instant,
+        cancel: &CancelToken,
     ) -> Result<&'static str, CallError> {
         let rate = self.config.out_rate;
         let mark = |first: &mut Option<u64>| {
@@ -301,7 +346,7 @@ impl<'a> CallEngine<'a> {
                     source: Box::new(source),
                 })?;
             mark(first_audio_ms);
-            out.append(&recorded)?;
+            sink(&recorded);
             return Ok("recorded");
         }
         let language = self.robot.language.code();
@@ -309,20 +354,20 @@ impl<'a> CallEngine<'a> {
             let hits = self.tts.cache_stats().hits;
             let audio = self.tts.synthesize_cached(language, part.text, rate)?;
             mark(first_audio_ms);
-            out.append(&audio)?;
+            sink(&audio);
             return Ok(if self.tts.cache_stats().hits > hits {
                 "tts-cache"
             } else {
                 "tts"
             });
         }
-        for sentence in self
-            .tts
-            .stream(language, part.text, rate, CancelToken::new())?
-        {
+        for sentence in self.tts.stream(language, part.text, rate, cancel.clone())? {
             let sentence = sentence?;
             mark(first_audio_ms);
-            out.append(&sentence.pcm)?;
+            sink(&sentence.pcm);
+            if cancel.is_cancelled() {
+                break;
+            }
         }
         Ok("tts")
     }

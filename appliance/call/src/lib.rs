@@ -24,17 +24,22 @@
 //!
 //! - [`engine`]: the turn engine shared by every transport: one caller turn in,
 //!   one robot reply (audio + timings) out.
+//! - [`live`]: the real-time loop on a phone line's 20 ms frames: a listener
+//!   thread (VAD, endpointing, barge-in, echo guard) and a speaker thread
+//!   (STT, dialog, sentence-streamed TTS into the line's playout queue).
 //! - [`simulate`]: drives a whole call from caller WAVs or a built-in demo
 //!   caller, recording both sides into one WAV (the `converse` command).
 //! - [`record`]: the per-call record (turns, timings, lead) written as JSON.
 //! - [`setup`]: finds the models in the cache and opens the engines.
 
 pub mod engine;
+pub mod live;
 pub mod record;
 pub mod setup;
 pub mod simulate;
 
-pub use engine::{CallEngine, CallError, EngineConfig};
+pub use engine::{CallEngine, CallError, EngineConfig, Heard};
+pub use live::{run_call, Line, LiveConfig, LiveStats, LINE_RATE};
 pub use record::{CallRecord, Speaker, TurnRecord, TurnTimings};
 pub use setup::{Models, SetupError};
 pub use simulate::{CallerSource, DemoCaller, Simulation, WavCaller};

@@ -99,6 +99,8 @@ pub enum EndReason {
     MaxTurns,
     /// Nothing the caller said could be understood.
     GaveUp,
+    /// The call reached the robot's maximum duration.
+    MaxDuration,
 }
 
 /// What the robot captured in one call.
@@ -299,6 +301,15 @@ impl Dialog {
     /// The robot this dialog runs.
     pub fn robot(&self) -> &Robot {
         &self.robot
+    }
+
+    /// The call has lasted as long as the robot allows: a polite goodbye
+    /// that ends the call, keeping what was captured.
+    pub fn on_max_duration(&mut self) -> Reply {
+        if let Some(reply) = &self.final_reply {
+            return reply.clone();
+        }
+        self.end(EndReason::MaxDuration, PhraseId::MaxTurnsGoodbye)
     }
 
     fn begin_turn(&mut self) {

@@ -96,6 +96,16 @@ impl Direction {
         }
     }
 
+    /// Whether the side holding this direction sends media.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// Whether the side holding this direction expects media.
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+
     /// The direction we answer with for this offered one.
     pub fn answer(self) -> Direction {
         match self {

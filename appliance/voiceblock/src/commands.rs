@@ -47,6 +47,8 @@ pub fn run(cli: Cli) -> Result<()> {
             converse(&models, &robot, &callers, &out, &json, &model, cli.threads)
         }
         Command::Robots { action } => robots_cmd(action),
+        Command::Run { line } => crate::daemon::run(&models, line, cli.threads),
+        Command::Call { target, line } => crate::daemon::call(&models, &target, line, cli.threads),
         Command::Bench { what } => match what {
             BenchWhat::Stt { runs } => bench::stt(&models, runs),
             BenchWhat::Tts { runs } => bench::tts(&models, runs),

@@ -17,6 +17,7 @@
 
 mod bench;
 mod commands;
+mod daemon;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,6 +102,22 @@ pub enum Command {
         /// Speech model from the manifest.
         #[arg(long, default_value = "whisper-base")]
         model: String,
+    },
+    /// The box's main job: listen for SIP calls (registering with a PBX if
+    /// --registrar is given) and answer them with the robot.
+    Run {
+        /// Line, robot and limits.
+        #[command(flatten)]
+        line: daemon::LineArgs,
+    },
+    /// Place one call (sip:user@host, or a user at --registrar) and run the
+    /// robot on it; prints the transcript and writes the call record.
+    Call {
+        /// Who to call.
+        target: String,
+        /// Line, robot and limits.
+        #[command(flatten)]
+        line: daemon::LineArgs,
     },
     /// Built-in robots and robot folders.
     Robots {

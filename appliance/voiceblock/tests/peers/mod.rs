@@ -1,0 +1,413 @@
+//! Real SIP peers for the telephony tests, started on 127.0.0.1 with
+//! ephemeral ports in a temporary directory and killed on drop: kamailio
+//! (registrar/proxy with digest auth), baresip (caller/callee playing a WAV
+//! and recording what it hears, through a PulseAudio null sink), SIPp.
+//! `scripts/setup` installs them all.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "secret";
+
+/// Fails with the package to install when a tool is missing.
+pub fn need(binary: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(binary).is_file()))
+        .unwrap_or(false)
+        || Path::new("/usr/sbin").join(binary).is_file();
+    assert!(
+        found,
+        "{binary} is not installed: run scripts/setup (it installs kamailio, baresip, sip-tester, pulseaudio, espeak-ng)"
+    );
+}
+
+/// A UDP port on 127.0.0.1 that is free, with `port + 1` free too (baresip
+/// binds TLS there, RTP takes pairs).
+pub fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = a.local_addr().unwrap().port();
+        if port % 2 == 1 || port > 60000 {
+            continue;
+        }
+        if UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair on 127.0.0.1");
+}
+
+/// A child process killed (and reaped) on drop, with its output collected.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Proc {
+        let log = log_dir.join(format!("{name}.log"));
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .ok();
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(f) = file.as_mut() {
+                        let _ = writeln!(f, "{line}");
+                    }
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Proc {
+            name: name.to_string(),
+            child,
+            lines: rx,
+            log,
+        }
+    }
+
+    /// Waits for an output line containing `needle`.
+    pub fn wait_for(&self, needle: &str, limit: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "{}: no line with {needle:?} within {limit:?}; log: {}\n{}",
+                    self.name,
+                    self.log.display(),
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                ));
+            }
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Ok(line),
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(format!(
+                        "{} exited before printing {needle:?}; log:\n{}",
+                        self.name,
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    ))
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`; returns the exit status code.
+    pub fn stop(&mut self, grace: Duration) -> Option<i32> {
+        let pid = self.child.id() as i32;
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// kamailio on 127.0.0.1:`port` with the test password.
+pub fn kamailio(dir: &Path) -> (Proc, u16) {
+    need("kamailio");
+    let port = free_port_pair();
+    let template = include_str!("kamailio.cfg");
+    let cfg = dir.join("kamailio.cfg");
+    std::fs::write(
+        &cfg,
+        template
+            .replace("@PORT@", &port.to_string())
+            .replace("@PASSWORD@", PASSWORD),
+    )
+    .unwrap();
+    let run = dir.join("kamailio-run");
+    std::fs::create_dir_all(&run).unwrap();
+    let mut cmd = Command::new("kamailio");
+    cmd.args(["-DD", "-E", "-f"])
+        .arg(&cfg)
+        .arg("-Y")
+        .arg(&run)
+        .arg("-P")
+        .arg(run.join("kamailio.pid"));
+    let proc = Proc::spawn("kamailio", cmd, dir);
+    // Ready once it answers an OPTIONS (any response).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let local = sock.local_addr().unwrap();
+    loop {
+        let msg = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKprobe{}\r\nMax-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1:{port}>\r\nCall-ID: probe-{}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            Instant::now().elapsed().as_nanos(),
+            port
+        );
+        let _ = sock.send_to(msg.as_bytes(), ("127.0.0.1", port));
+        let mut buf = [0u8; 2048];
+        if sock.recv_from(&mut buf).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kamailio did not answer on 127.0.0.1:{port}; log:\n{}",
+            std::fs::read_to_string(&proc.log).unwrap_or_default()
+        );
+    }
+    (proc, port)
+}
+
+/// A PulseAudio daemon with a null sink, for baresip's paced player.
+pub fn pulse(dir: &Path) -> (Proc, PathBuf) {
+    need("pulseaudio");
+    let runtime = dir.join("pulse");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let socket = runtime.join("native");
+    let mut cmd = Command::new("pulseaudio");
+    cmd.args([
+        "-n",
+        "--daemonize=no",
+        "--exit-idle-time=-1",
+        "--disallow-exit",
+        "--use-pid-file=no",
+        "--system=no",
+        "-L",
+        "module-null-sink sink_name=loop rate=8000",
+    ])
+    .arg("-L")
+    .arg(format!(
+        "module-native-protocol-unix auth-anonymous=1 socket={}",
+        socket.display()
+    ))
+    .env("HOME", dir)
+    .env("PULSE_RUNTIME_PATH", &runtime)
+    .env("PULSE_STATE_PATH", &runtime)
+    .env("XDG_RUNTIME_DIR", &runtime);
+    let proc = Proc::spawn("pulseaudio", cmd, dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "pulseaudio did not create {}; log:\n{}",
+            socket.display(),
+            std::fs::read_to_string(&proc.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (proc, socket)
+}
+
+/// A headless baresip user registered at kamailio, playing `source` (an
+/// 8 kHz WAV) into every call and recording what it hears as
+/// `dump-*-dec.wav` in its directory.
+pub struct Baresip {
+    pub proc: Proc,
+    pub dir: PathBuf,
+    pub ctrl: u16,
+}
+
+impl Baresip {
+    pub fn start(
+        dir: &Path,
+        user: &str,
+        kamailio_port: u16,
+        source: &Path,
+        pulse_socket: &Path,
+        auto_answer: bool,
+    ) -> Baresip {
+        need("baresip");
+        let home = dir.join(format!("baresip-{user}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let sip = free_port_pair();
+        let ctrl = free_port_pair();
+        let config = format!(
+            "poll_method epoll\n\
+             sip_listen 127.0.0.1:{sip}\n\
+             net_interface 127.0.0.1\n\
+             audio_source aufile,{src}\n\
+             audio_player pulse,\n\
+             audio_alert pulse,\n\
+             ausrc_srate 8000\n\
+             auplay_srate 8000\n\
+             ctrl_tcp_listen 127.0.0.1:{ctrl}\n\
+             module_path /usr/lib/baresip/modules\n\
+             module g711.so\n\
+             module aufile.so\n\
+             module pulse.so\n\
+             module sndfile.so\n\
+             module account.so\n\
+             module menu.so\n\
+             module ctrl_tcp.so\n\
+             snd_path {home}\n\
+             rtp_ports 30000-39999\n",
+            src = source.display(),
+            home = home.display(),
+        );
+        std::fs::write(home.join("config"), config).unwrap();
+        let answer = if auto_answer { ";answermode=auto" } else { "" };
+        std::fs::write(
+            home.join("accounts"),
+            format!(
+                "<sip:{user}@127.0.0.1>;auth_pass={PASSWORD};outbound=\"sip:127.0.0.1:{kamailio_port}\";regint=60;audio_codecs=PCMU{answer}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(home.join("contacts"), "").unwrap();
+        let mut cmd = Command::new("baresip");
+        cmd.arg("-f")
+            .arg(&home)
+            .current_dir(&home)
+            .env("PULSE_SERVER", format!("unix:{}", pulse_socket.display()))
+            .env("HOME", &home);
+        let proc = Proc::spawn(&format!("baresip-{user}"), cmd, dir);
+        Baresip {
+            proc,
+            dir: home,
+            ctrl,
+        }
+    }
+
+    /// Sends a ctrl_tcp command (netstring-framed JSON).
+    pub fn command(&self, command: &str, params: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stream = loop {
+            match TcpStream::connect(("127.0.0.1", self.ctrl)) {
+                Ok(s) => break s,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "baresip ctrl_tcp: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        };
+        let json = format!(r#"{{"command":"{command}","params":"{params}","token":"t"}}"#);
+        let frame = format!("{}:{},", json.len(), json);
+        stream.write_all(frame.as_bytes()).unwrap();
+        let _ = stream.flush();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    /// The recording of what this user heard in its (only) call.
+    pub fn heard(&self) -> Option<PathBuf> {
+        std::fs::read_dir(&self.dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("dump") && n.ends_with("-dec.wav"))
+            })
+    }
+}
+
+/// The box under test: `voiceblock <args>`.
+pub fn voiceblock(name: &str, args: &[String], dir: &Path) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_voiceblock"));
+    cmd.args(args).env("VOICEBLOCK_LOG", "info,rsipstack=warn");
+    Proc::spawn(name, cmd, dir)
+}
+
+/// Waits for a file matching `pred` in `dir`.
+pub fn wait_file(dir: &Path, limit: Duration, pred: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if pred(&e.path()) {
+                    return Some(e.path());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+/// An 8 kHz caller track: each (start second, text) spoken by espeak-ng at
+/// its time, silence elsewhere, `total` seconds long (padded so baresip
+/// stays on the line: it hangs up when its file ends).
+pub fn caller_track(path: &Path, lines: &[(f32, &str)], total: f32, voice: &str) {
+    need("espeak-ng");
+    let rate = 8000usize;
+    let mut samples = vec![0f32; (total * rate as f32) as usize];
+    for (i, (at, text)) in lines.iter().enumerate() {
+        let wav = path.with_extension(format!("part{i}.wav"));
+        let status = Command::new("espeak-ng")
+            .args(["-v", voice, "-s", "150", "-w"])
+            .arg(&wav)
+            .arg(text)
+            .status()
+            .expect("espeak-ng");
+        assert!(status.success(), "espeak-ng failed on {text:?}");
+        let pcm = vb_audio::wav::read(&wav).expect("espeak wav");
+        let pcm = vb_audio::resample(&pcm, rate as u32).expect("resample");
+        let start = (*at * rate as f32) as usize;
+        for (j, s) in pcm.samples.iter().enumerate() {
+            if let Some(slot) = samples.get_mut(start + j) {
+                *slot = *s * 0.9;
+            }
+        }
+        let _ = std::fs::remove_file(&wav);
+    }
+    vb_audio::wav::write(path, &vb_audio::Pcm::new(rate as u32, samples)).expect("write track");
+}
+
+/// Runs `voiceblock transcribe` on a WAV and returns the text, lowercased.
+pub fn transcribe(wav: &Path, lang: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_voiceblock"))
+        .args(["transcribe", "--lang", lang])
+        .arg(wav)
+        .output()
+        .expect("voiceblock transcribe");
+    assert!(
+        out.status.success(),
+        "transcribe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_lowercase()
+}
+
+pub fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}

@@ -1,0 +1,235 @@
+//! The daemon's SIP edges, with raw datagrams on loopback (a direct call, no
+//! registrar): OPTIONS, methods it does not serve, unusable SDP, the call
+//! limit, malformed input, shutdown with 503. Each answer is read off the
+//! wire.
+
+mod peers;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+struct Uac {
+    sock: UdpSocket,
+    target: u16,
+    n: u32,
+}
+
+impl Uac {
+    fn new(target: u16) -> Uac {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        Uac { sock, target, n: 0 }
+    }
+
+    fn local(&self) -> String {
+        self.sock.local_addr().unwrap().to_string()
+    }
+
+    fn request(&mut self, method: &str, call_id: &str, extra: &str, body: &str) -> String {
+        self.n += 1;
+        let local = self.local();
+        let target = self.target;
+        let ctype = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".to_string()
+        };
+        format!(
+            "{method} sip:robot@127.0.0.1:{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}{n}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:tester@127.0.0.1>;tag=t{n}\r\n\
+             To: <sip:robot@127.0.0.1:{target}>\r\n\
+             Call-ID: {call_id}@127.0.0.1\r\n\
+             CSeq: {n} {method}\r\n\
+             Contact: <sip:tester@{local}>\r\n\
+             {extra}{ctype}Content-Length: {len}\r\n\r\n{body}",
+            n = self.n,
+            len = body.len()
+        )
+    }
+
+    fn send(&self, msg: &str) {
+        self.sock
+            .send_to(msg.as_bytes(), ("127.0.0.1", self.target))
+            .unwrap();
+    }
+
+    /// Final (or given) response status codes seen within `limit`.
+    fn statuses(&self, limit: Duration, until: u16) -> Vec<u16> {
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 8192];
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                if let Some(code) = text
+                    .strip_prefix("SIP/2.0 ")
+                    .and_then(|r| r.get(..3))
+                    .and_then(|c| c.parse().ok())
+                {
+                    seen.push(code);
+                    if code == until {
+                        break;
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    fn last_response(&self, limit: Duration, code: u16) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        let mut buf = [0u8; 8192];
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                if text.starts_with(&format!("SIP/2.0 {code}")) {
+                    return Some(text);
+                }
+            }
+        }
+        None
+    }
+}
+
+fn sdp(rtp_port: u16, codecs: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {codecs}\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+    )
+}
+
+#[test]
+fn options_unknown_methods_bad_sdp_call_limit_garbage_and_503_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = peers::free_port_pair();
+    let rtp = peers::free_port_pair();
+    let mut daemon = peers::voiceblock(
+        "voiceblock-run",
+        &[
+            "run".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--max-calls".into(),
+            "1".into(),
+            "--records".into(),
+            d.join("calls").display().to_string(),
+            "--rtp-ports".into(),
+            format!("{rtp}-{}", rtp + 9),
+        ],
+        d,
+    );
+    daemon
+        .wait_for("voiceblock: listening", Duration::from_secs(120))
+        .unwrap();
+    let mut uac = Uac::new(port);
+
+    // OPTIONS: 200 with Allow.
+    let m = uac.request("OPTIONS", "opt", "", "");
+    uac.send(&m);
+    let resp = uac
+        .last_response(Duration::from_secs(3), 200)
+        .expect("OPTIONS answered 200");
+    assert!(resp.contains("Allow:") && resp.contains("INVITE"), "{resp}");
+
+    // A method the robot does not serve: 405 with Allow.
+    let m = uac.request("SUBSCRIBE", "sub", "Event: presence\r\n", "");
+    uac.send(&m);
+    assert!(uac.statuses(Duration::from_secs(3), 405).contains(&405));
+
+    // Garbage and a truncated request: ignored, the daemon stays up.
+    uac.send("\u{0}\u{1}garbage\r\n\r\n");
+    uac.send("INVITE sip:robot@127.0.0.1 SIP/2.0\r\nVia: broken\r\n\r\n");
+    uac.send(&"X".repeat(4000));
+
+    // An INVITE offering only a codec we lack: 488.
+    let m = uac.request("INVITE", "badsdp", "", &sdp(40000, "18"));
+    uac.send(&m);
+    let seen = uac.statuses(Duration::from_secs(3), 488);
+    assert!(seen.contains(&488), "seen {seen:?}");
+
+    // One call takes the only slot...
+    let mut first = Uac::new(port);
+    let caller_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let m = first.request(
+        "INVITE",
+        "call1",
+        "",
+        &sdp(caller_rtp.local_addr().unwrap().port(), "0"),
+    );
+    first.send(&m);
+    let ok = first
+        .last_response(Duration::from_secs(5), 200)
+        .expect("first call answered");
+    assert!(ok.contains("m=audio "), "SDP answer: {ok}");
+    let to = ok
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+        .unwrap()
+        .to_string();
+    let ack = first
+        .request("ACK", "call1", "", "")
+        .replace(&format!("To: <sip:robot@127.0.0.1:{port}>"), &to)
+        .replace("CSeq: 2 ACK", "CSeq: 1 ACK");
+    first.send(&ack);
+
+    // ...so a second gets 486 Busy Here.
+    let mut second = Uac::new(port);
+    let m = second.request("INVITE", "call2", "", &sdp(40002, "0"));
+    second.send(&m);
+    let seen = second.statuses(Duration::from_secs(3), 486);
+    assert!(seen.contains(&486), "seen {seen:?}");
+
+    // The robot talks on the first call: RTP arrives.
+    caller_rtp
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = caller_rtp.recv_from(&mut buf).expect("RTP from the box");
+    assert_eq!(n, 172, "20 ms of G.711 plus the RTP header");
+
+    // SIGTERM: new INVITEs get 503 while the call drains, and the daemon
+    // ends the call with BYE and exits 0.
+    let pid = daemon.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut third = Uac::new(port);
+    let m = third.request("INVITE", "call3", "", &sdp(40004, "0"));
+    third.send(&m);
+    let seen = third.statuses(Duration::from_secs(3), 503);
+    assert!(seen.contains(&503), "seen {seen:?}");
+    let bye = first.sock.set_read_timeout(Some(Duration::from_secs(1)));
+    drop(bye);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut got_bye = false;
+    while Instant::now() < deadline && !got_bye {
+        if let Ok((n, from)) = first.sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with("BYE ") {
+                got_bye = true;
+                // Answer it so the box's transaction completes.
+                let mut resp = String::from("SIP/2.0 200 OK\r\n");
+                for l in text.lines() {
+                    let lower = l.to_ascii_lowercase();
+                    if ["via:", "from:", "to:", "call-id:", "cseq:"]
+                        .iter()
+                        .any(|h| lower.starts_with(h))
+                    {
+                        resp.push_str(l);
+                        resp.push_str("\r\n");
+                    }
+                }
+                resp.push_str("Content-Length: 0\r\n\r\n");
+                first.sock.send_to(resp.as_bytes(), from).unwrap();
+            }
+        }
+    }
+    assert!(got_bye, "no BYE for the call in progress at shutdown");
+    let code = daemon.stop(Duration::from_secs(30));
+    assert_eq!(code, Some(0));
+}

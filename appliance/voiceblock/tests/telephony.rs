@@ -1,0 +1,190 @@
+//! The box on a real phone line: kamailio as the PBX (digest auth), baresip
+//! as the caller and callee, the real whisper and Piper models. The caller
+//! speaks from a synthesized track; what it heard is transcribed and checked
+//! against what the robot should have said, and the call record must hold
+//! the lead.
+
+mod peers;
+
+use std::path::Path;
+use std::time::Duration;
+
+use peers::{Baresip, PASSWORD};
+use serde_json::Value;
+
+/// The English caller: request, name, number, dates, confirmation, each
+/// after the robot has had time to ask for it.
+const CALLER_EN: &[(f32, &str)] = &[
+    (8.0, "Hi, I would like to book a table for four people."),
+    (19.0, "My name is John Smith."),
+    (29.0, "Five five five, one two three, four five six seven."),
+    (42.0, "Friday evening."),
+    (62.0, "Yes, that is right."),
+];
+const TRACK_SECONDS: f32 = 100.0;
+
+fn words(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn read_record(dir: &Path) -> Value {
+    let path = peers::wait_file(dir, Duration::from_secs(5), |p| {
+        p.extension().is_some_and(|e| e == "json")
+    })
+    .unwrap_or_else(|| panic!("no call record in {}", dir.display()));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn check_lead_call(record: &Value, heard: &Path) {
+    let lead = &record["lead"];
+    assert_eq!(lead["name"], "John Smith", "record: {record:#}");
+    assert_eq!(lead["phone"], "+15551234567", "record: {record:#}");
+    assert_eq!(record["end_reason"], "completed", "record: {record:#}");
+    let turns = record["turns"].as_array().unwrap();
+    assert!(turns.len() >= 5, "turns: {turns:#?}");
+    for t in &turns[1..] {
+        let latency = t["timings"]["turn_latency_ms"].as_u64().unwrap();
+        // Not a speed claim (see `bench`): a sanity bound that the
+        // timing is measured on the wire, not left at zero or garbage.
+        assert!(latency > 0 && latency < 20_000, "turn timing {t:#}");
+    }
+    assert!(record["rtp"]["received"].as_u64().unwrap() > 500);
+    assert!(record["rtp"]["rtcp_sent"].as_u64().unwrap() >= 1);
+
+    // What the caller heard, transcribed: the greeting, and the read-back
+    // of the captured name and number.
+    let text = words(&peers::transcribe(heard, "en"));
+    assert!(
+        text.contains("thank you for calling"),
+        "the greeting is missing from what the caller heard: {text}"
+    );
+    assert!(
+        text.contains("john smith"),
+        "the read-back of the name is missing: {text}"
+    );
+    let digits = vb_dialog::normalize_phone(&text, vb_dialog::Language::En, "1");
+    let spoken_digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    assert!(
+        spoken_digits.contains("5551234567")
+            || digits.as_deref() == Some("+15551234567")
+            || text.contains("five five five"),
+        "the read-back of the number is missing: {text}"
+    );
+}
+
+#[test]
+fn caller_through_kamailio_leaves_a_lead_and_hears_the_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_kam, kport) = peers::kamailio(d);
+    let (_pulse, pulse_socket) = peers::pulse(d);
+
+    let secret = d.join("sip.secret");
+    std::fs::write(&secret, format!("{PASSWORD}\n")).unwrap();
+    let records = d.join("calls");
+    let box_port = peers::free_port_pair();
+    let rtp = peers::free_port_pair();
+    let mut daemon = peers::voiceblock(
+        "voiceblock-run",
+        &[
+            "run".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{box_port}"),
+            "--registrar".into(),
+            format!("127.0.0.1:{kport}"),
+            "--user".into(),
+            "robot".into(),
+            "--password-file".into(),
+            secret.display().to_string(),
+            "--records".into(),
+            records.display().to_string(),
+            "--rtp-ports".into(),
+            format!("{rtp}-{}", rtp + 9),
+        ],
+        d,
+    );
+    daemon
+        .wait_for("voiceblock: registered", Duration::from_secs(120))
+        .unwrap();
+
+    let track = d.join("caller.wav");
+    peers::caller_track(&track, CALLER_EN, TRACK_SECONDS, "en-us");
+    let alice = Baresip::start(d, "alice", kport, &track, &pulse_socket, false);
+    alice
+        .proc
+        .wait_for("200 OK", Duration::from_secs(20))
+        .unwrap();
+    alice.command("dial", "sip:robot@127.0.0.1");
+
+    let record_path = peers::wait_file(&records, Duration::from_secs(150), |p| {
+        p.extension().is_some_and(|e| e == "json")
+    });
+    alice.command("quit", "");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        record_path.is_some(),
+        "no call record within 150 s; daemon log:\n{}",
+        std::fs::read_to_string(&daemon.log).unwrap_or_default()
+    );
+    let record = read_record(&records);
+    assert_eq!(record["direction"], "inbound");
+    assert!(record["from"].as_str().unwrap().contains("alice"));
+    let heard = alice.heard().expect("baresip recorded nothing");
+    check_lead_call(&record, &heard);
+
+    // Graceful stop: un-REGISTER, exit 0.
+    let code = daemon.stop(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "daemon exit status");
+}
+
+#[test]
+fn box_calls_out_through_kamailio_and_runs_the_robot() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_kam, kport) = peers::kamailio(d);
+    let (_pulse, pulse_socket) = peers::pulse(d);
+    let track = d.join("callee.wav");
+    peers::caller_track(&track, CALLER_EN, TRACK_SECONDS, "en-us");
+    let bob = Baresip::start(d, "bob", kport, &track, &pulse_socket, true);
+    bob.proc
+        .wait_for("200 OK", Duration::from_secs(20))
+        .unwrap();
+
+    let secret = d.join("sip.secret");
+    std::fs::write(&secret, format!("{PASSWORD}\n")).unwrap();
+    let records = d.join("calls");
+    let box_port = peers::free_port_pair();
+    let rtp = peers::free_port_pair();
+    let mut call = peers::voiceblock(
+        "voiceblock-call",
+        &[
+            "call".into(),
+            "bob".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{box_port}"),
+            "--registrar".into(),
+            format!("127.0.0.1:{kport}"),
+            "--password-file".into(),
+            secret.display().to_string(),
+            "--records".into(),
+            records.display().to_string(),
+            "--rtp-ports".into(),
+            format!("{rtp}-{}", rtp + 9),
+        ],
+        d,
+    );
+    call.wait_for("end:", Duration::from_secs(200)).unwrap();
+    let code = call.stop(Duration::from_secs(20));
+    assert_eq!(code, Some(0));
+    bob.command("quit", "");
+    std::thread::sleep(Duration::from_secs(1));
+    let record = read_record(&records);
+    assert_eq!(record["direction"], "outbound");
+    let heard = bob.heard().expect("baresip recorded nothing");
+    check_lead_call(&record, &heard);
+}
