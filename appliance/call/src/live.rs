@@ -34,11 +34,15 @@ pub const LINE_RATE: u32 = 8_000;
 /// recognition by more than this many utterances).
 const UTTERANCES: usize = 4;
 
-/// What the call loop needs from a transport.
-pub trait Line: Send {
+/// The caller's side of a transport, read by the listener thread alone.
+pub trait LineEvents: Send {
     /// The next event, waiting for it; `None` when the line is closed (the
     /// far end hung up, media timed out, the daemon is stopping).
     fn next_event(&mut self) -> Option<LineEvent>;
+}
+
+/// Call control of a transport, used by the speaker thread.
+pub trait Line {
     /// Hangs up with a reason for the record.
     fn hangup(&self, reason: &str);
     /// Blind transfer to `target`; Err with a reason if it failed.
@@ -140,7 +144,8 @@ fn rms(frame: &[i16]) -> f32 {
 pub fn run_call(
     engine: &mut CallEngine<'_>,
     robot: &Robot,
-    line: Box<dyn Line>,
+    events: Box<dyn LineEvents>,
+    line: &dyn Line,
     playout: Arc<Playout>,
     config: &LiveConfig,
     names: (&str, &str),
@@ -156,19 +161,15 @@ pub fn run_call(
         robot_level: AtomicU32::new(0),
     });
     let (utter_tx, utter_rx) = mpsc::sync_channel(UTTERANCES);
-    let line = Arc::new(Mutex::new(line));
     let closed = Arc::new(AtomicBool::new(false));
 
     let listener = {
         let shared = shared.clone();
         let config = config.clone();
-        let line = line.clone();
         let closed = closed.clone();
-        // Reading the line needs the lock only in this thread; control
-        // calls from the speaker take it between frames.
         std::thread::Builder::new()
             .name("vb-listener".into())
-            .spawn(move || listen(&line, &shared, &config, utter_tx, &closed))
+            .spawn(move || listen(events, &shared, &config, utter_tx, &closed))
             .map_err(|source| {
                 CallError::Audio(vb_audio::AudioError::Io {
                     file: "listener thread".into(),
@@ -180,10 +181,6 @@ pub fn run_call(
     let mut dialog = Dialog::new(robot);
     let mut turns: Vec<TurnRecord> = Vec::new();
     let mut digits = String::new();
-    let control = |f: &dyn Fn(&dyn Line)| {
-        let guard = line.lock().unwrap_or_else(|e| e.into_inner());
-        f(&**guard);
-    };
 
     let greeting = dialog.start();
     let (spoken_ms, first_ms, source, wire) = say(engine, &shared, &greeting, None)?;
@@ -217,7 +214,7 @@ pub fn run_call(
                 .and_then(|e| serde_json::to_value(e).ok())
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_else(|| "ended".to_string());
-            control(&|l| l.hangup(&reason));
+            line.hangup(&reason);
             end_reason = Some(reason);
             break;
         }
@@ -229,7 +226,7 @@ pub fn run_call(
             let bye = dialog.on_max_duration();
             let _ = say(engine, &shared, &bye, None)?;
             drain(&shared, &closed, Duration::from_secs(15));
-            control(&|l| l.hangup("max_duration"));
+            line.hangup("max_duration");
             end_reason = Some("max_duration".into());
             break;
         }
@@ -255,7 +252,7 @@ pub fn run_call(
             Some(Heard8k::Digit(d)) => {
                 if Some(d) == config.transfer_digit {
                     if let Some(target) = config.transfer_to.clone() {
-                        let reply = transfer(engine, &shared, &line, &target, config)?;
+                        let reply = transfer(engine, &shared, line, &target, config)?;
                         if let Some(reason) = reply {
                             end_reason = Some(reason);
                             break;
@@ -389,15 +386,12 @@ fn drain(shared: &Shared, closed: &AtomicBool, limit: Duration) {
 fn transfer(
     engine: &mut CallEngine<'_>,
     shared: &Shared,
-    line: &Mutex<Box<dyn Line>>,
+    line: &dyn Line,
     target: &str,
     config: &LiveConfig,
 ) -> Result<Option<String>, CallError> {
     shared.playout.flush();
-    let result = line
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .transfer(target);
+    let result = line.transfer(target);
     match result {
         Ok(()) => Ok(Some("transferred".into())),
         Err(why) => {
@@ -467,7 +461,7 @@ fn say(
 }
 
 fn listen(
-    line: &Mutex<Box<dyn Line>>,
+    mut line: Box<dyn LineEvents>,
     shared: &Shared,
     config: &LiveConfig,
     out: SyncSender<Heard8k>,
@@ -489,7 +483,7 @@ fn listen(
         if closed.load(Ordering::SeqCst) {
             break;
         }
-        let event = line.lock().unwrap_or_else(|e| e.into_inner()).next_event();
+        let event = line.next_event();
         let Some(event) = event else {
             closed.store(true, Ordering::SeqCst);
             break;

@@ -180,18 +180,22 @@ impl Pool {
     }
 }
 
-/// The call loop's view of a SIP call.
+/// The listener's side of a SIP call: caller frames and digits.
+struct SipEvents(mpsc::Receiver<LineEvent>);
+
+impl LineEvents for SipEvents {
+    fn next_event(&mut self) -> Option<LineEvent> {
+        self.0.blocking_recv()
+    }
+}
+
+/// The speaker's side of a SIP call: hangup and transfer.
 struct SipLine {
-    events: mpsc::Receiver<LineEvent>,
     control: CallControl,
     runtime: tokio::runtime::Handle,
 }
 
 impl Line for SipLine {
-    fn next_event(&mut self) -> Option<LineEvent> {
-        self.events.blocking_recv()
-    }
-
     fn hangup(&self, reason: &str) {
         self.runtime.block_on(self.control.hangup(reason));
     }
@@ -290,7 +294,6 @@ fn serve_call(
     // closes when the call ends.
     drop(events_tx);
     let line = SipLine {
-        events,
         control: control.clone(),
         runtime: runtime.clone(),
     };
@@ -315,7 +318,8 @@ fn serve_call(
         run_call(
             &mut engine,
             robot,
-            Box::new(line),
+            Box::new(SipEvents(events)),
+            &line,
             playout,
             live,
             (&voice, &pool.model),
