@@ -14,9 +14,11 @@
 //! ```
 //! - [`commands`]: one function per subcommand.
 //! - [`mod@bench`]: the measurement commands.
+//! - [`systemd`]: sd_notify and the health-gated watchdog for `Type=notify`.
 
 mod bench;
 mod commands;
+mod systemd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
