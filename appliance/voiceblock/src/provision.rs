@@ -29,7 +29,7 @@ pub struct ProvisionArgs {
     /// ALSA device of a local handset (hw:1,0, plughw:CARD=Headset).
     #[arg(long)]
     pub alsa_device: Option<String>,
-    /// SIP registrar host[:port]; omit to take direct calls only.
+    /// SIP registrar `host[:port]`; omit to take direct calls only.
     #[arg(long)]
     pub sip_registrar: Option<String>,
     /// SIP account user part.
