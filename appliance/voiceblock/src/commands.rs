@@ -49,6 +49,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Robots { action } => robots_cmd(action),
         Command::Run { line } => crate::daemon::run(&models, line, cli.threads),
         Command::Call { target, line } => crate::daemon::call(&models, &target, line, cli.threads),
+        Command::Provision(args) => provision_cmd(*args),
+        Command::Check(args) => crate::check::command(&models, args),
         Command::Bench { what } => match what {
             BenchWhat::Stt { runs } => bench::stt(&models, runs),
             BenchWhat::Tts { runs } => bench::tts(&models, runs),
@@ -373,4 +375,15 @@ fn robots_cmd(action: RobotsAction) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn provision_cmd(args: crate::provision::ProvisionArgs) -> Result<()> {
+    let done = crate::provision::provision(args)?;
+    println!("wrote {}", done.config.display());
+    println!("wrote {} (mode 0600)", done.secrets.display());
+    if let Some(token) = done.generated_token {
+        println!("API token (shown once, stored in the secrets file): {token}");
+    }
+    println!("next: voiceblock check --config {}", done.config.display());
+    Ok(())
 }

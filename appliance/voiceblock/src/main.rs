@@ -14,10 +14,16 @@
 //! ```
 //! - [`commands`]: one function per subcommand.
 //! - [`mod@bench`]: the measurement commands.
+//! - [`systemd`]: sd_notify and the health-gated watchdog for `Type=notify`.
+//! - [`config`]: the box's config and secrets ([`provision`] writes them, [`check`] validates an install).
 
 mod bench;
+mod check;
 mod commands;
 mod daemon;
+mod config;
+mod provision;
+mod systemd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,6 +131,10 @@ pub enum Command {
         #[command(subcommand)]
         action: RobotsAction,
     },
+    /// Write the box's config and secrets file (0600).
+    Provision(Box<provision::ProvisionArgs>),
+    /// Validate an installed box: config, secrets, models, ALSA, SIP, MQTT, LLM.
+    Check(check::CheckArgs),
     /// Measurements written to docs/benchmarks.md.
     Bench {
         /// Which.
