@@ -425,9 +425,24 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
     let live = args.live_config();
     let rt = runtime()?;
     let handle = rt.handle().clone();
-    rt.block_on(async move {
+    // systemd: READY once listening, WATCHDOG while the runtime that
+    // carries SIP and media turns over, STOPPING while draining.
+    let notifier = crate::systemd::Notifier::from_env()?.map(Arc::new);
+    let heartbeat = crate::systemd::Heartbeat::new();
+    let watchdog = match (&notifier, crate::systemd::watchdog_from_env()?) {
+        (Some(n), Some(timeout)) => Some(
+            crate::systemd::Watchdog::spawn(n.clone(), timeout, heartbeat.probe(timeout / 2))
+                .context("starting the watchdog thread")?,
+        ),
+        _ => None,
+    };
+    let result = rt.block_on(async move {
         let cancel = CancellationToken::new();
         let (agent, mut calls) = SipAgent::start(args.sip_config()?, cancel.clone()).await?;
+        if let Some(n) = &notifier {
+            n.ready(&format!("listening on {}", agent.listen()))?;
+        }
+        let mut beat = tokio::time::interval(Duration::from_secs(1));
         let mut reg = agent.registration();
         println!(
             "voiceblock: listening on sip:{}@{} (robot {}, up to {} calls){}",
@@ -473,16 +488,24 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                         }
                     }
                 }
+                _ = beat.tick() => heartbeat.beat(),
                 _ = tokio::signal::ctrl_c() => break,
                 _ = sigterm.recv() => break,
             }
         }
         println!("voiceblock: stopping (draining calls for up to {} s)", args.drain);
+        if let Some(n) = &notifier {
+            let _ = n.stopping(&format!("draining {} call(s)", agent.active_calls()));
+        }
         agent.shutdown(Duration::from_secs(args.drain)).await;
         // Let call threads write their records.
         tokio::time::sleep(Duration::from_millis(300)).await;
         anyhow::Ok(())
-    })
+    });
+    if let Some(w) = watchdog {
+        w.stop();
+    }
+    result
 }
 
 /// `voiceblock call TARGET`: place one call, run the robot, print the record.

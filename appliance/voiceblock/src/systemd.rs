@@ -13,10 +13,6 @@
 //! No libsystemd: the protocol is one datagram of `KEY=VALUE` lines to a unix
 //! socket (a path, or an abstract name written with a leading `@`).
 
-// The daemon (`voiceblock run`) wires these in; until it lands only the tests
-// call them, and an unused-code warning would fail clippy -D warnings.
-#![allow(dead_code)]
-
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::atomic::{AtomicU64, Ordering};
