@@ -65,7 +65,7 @@ pub mod phrase;
 pub mod robot;
 mod text;
 
-pub use dialog::{Dialog, EndReason, Expect, Interest, Lead, Reply, ReplyPart, State};
+pub use dialog::{Dialog, EndReason, Expect, Interest, Lead, Prefill, Reply, ReplyPart, State};
 pub use error::{Issue, RobotError};
 pub use language::{Language, Mode, SttLanguage};
 pub use phone::{normalize_phone, speak_phone};
