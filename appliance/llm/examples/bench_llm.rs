@@ -21,13 +21,13 @@ use vb_llm::{
 const PROMPT: &str = "I would like to book a room for next weekend.";
 const SYSTEM: &str = "You are the receptionist of a small hotel. Answer in two short sentences.";
 
-/// Time to the first `data:` line that carries content, over a bare socket.
-async fn raw_ttft(url: &str) -> Duration {
+/// Time to the first chunk that carries content, over a bare socket.
+async fn raw_ttft(url: &str, nonce: &str) -> Duration {
     let rest = url.strip_prefix("http://").expect("http:// URL");
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let body = serde_json::json!({
         "model": "smollm2", "stream": true, "max_tokens": 40, "temperature": 0.3,
-        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}]
+        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": format!("{PROMPT} {nonce}")}]
     })
     .to_string();
     let req = format!(
@@ -54,7 +54,7 @@ async fn raw_ttft(url: &str) -> Duration {
     ttft.expect("no content in the reply")
 }
 
-async fn client_ttft(engine: &LlmEngine) -> Duration {
+async fn client_ttft(engine: &LlmEngine, nonce: &str) -> Duration {
     let req = ChatRequest {
         messages: vec![
             Message {
@@ -63,7 +63,7 @@ async fn client_ttft(engine: &LlmEngine) -> Duration {
             },
             Message {
                 role: Role::User,
-                content: PROMPT.into(),
+                content: format!("{PROMPT} {nonce}"),
             },
         ],
         tools: None,
@@ -124,14 +124,33 @@ async fn main() {
     robot.config.mode = vb_dialog::Mode::Llm;
     robot.prompt = Some(SYSTEM.into());
     // Warm up (model load, prompt cache).
-    raw_ttft(&url).await;
-    client_ttft(&engine).await;
+    raw_ttft(&url, "Ticket 0a.").await;
+    client_ttft(&engine, "Ticket 0b.").await;
     let (mut raw, mut client, mut sentence) = (vec![], vec![], vec![]);
-    for _ in 0..runs {
-        raw.push(raw_ttft(&url).await);
-        client.push(client_ttft(&engine).await);
+    for i in 1..=runs {
         sentence.push(first_sentence(&engine, &robot).await.0);
+        // Put the bench's system prompt back in the server's prompt cache,
+        // then the same system prompt with a fresh caller line of the same
+        // length for each path: both pay the same prompt work.
+        client_ttft(&engine, &format!("Ticket {i}w.")).await;
+        // Alternate which path goes first, so neither gets a warmer server.
+        if i % 2 == 0 {
+            raw.push(raw_ttft(&url, &format!("Ticket {i}a.")).await);
+            client.push(client_ttft(&engine, &format!("Ticket {i}b.")).await);
+        } else {
+            client.push(client_ttft(&engine, &format!("Ticket {i}b.")).await);
+            raw.push(raw_ttft(&url, &format!("Ticket {i}a.")).await);
+        }
     }
+    let fmt = |v: &[Duration]| {
+        v.iter()
+            .map(|d| format!("{:.0}", d.as_secs_f64() * 1e3))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("raw ms:      {}", fmt(&raw));
+    println!("client ms:   {}", fmt(&client));
+    println!("sentence ms: {}", fmt(&sentence));
     let (r, c, s) = (median(raw), median(client), median(sentence));
     println!("runs: {runs} (medians)");
     println!(
@@ -149,5 +168,24 @@ async fn main() {
     println!(
         "box overhead on first token:              {:>7.1} ms",
         (c.as_secs_f64() - r.as_secs_f64()) * 1e3
+    );
+    // The box's own work per chunk: SSE + JSON + sentence split of a
+    // recorded OpenAI stream, without any I/O.
+    let body = include_bytes!("../tests/fixtures/openai_text.sse");
+    let n = 2000;
+    let t = Instant::now();
+    for _ in 0..n {
+        let items = vb_llm::chunk::parse_body(&[body], vb_llm::StreamLimits::default()).unwrap();
+        let mut sp = vb_llm::SentenceSplitter::default();
+        for i in &items {
+            if let StreamItem::Text(x) = i {
+                std::hint::black_box(sp.push(x));
+            }
+        }
+    }
+    let chunks = 8.0;
+    println!(
+        "parse + split per chunk (no I/O):         {:>7.1} us",
+        t.elapsed().as_secs_f64() * 1e6 / (n as f64 * chunks)
     );
 }
