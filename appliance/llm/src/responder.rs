@@ -156,6 +156,30 @@ impl Clock {
     }
 }
 
+/// The model's text of one turn: the splitter and what was said.
+struct TurnText {
+    splitter: SentenceSplitter,
+    said: String,
+}
+
+impl TurnText {
+    /// The held-back text, when it already ends like a sentence.
+    fn take_complete(&mut self) -> Option<String> {
+        let pending = self.splitter.pending().trim_end();
+        let complete = pending
+            .chars()
+            .last()
+            .is_some_and(|c| matches!(c, '.' | '!' | '?' | '…'));
+        if !complete {
+            return None;
+        }
+        let s = self.splitter.finish()?;
+        self.said.push_str(&s);
+        self.said.push(' ');
+        Some(s)
+    }
+}
+
 enum Raced<T> {
     Ready(T),
     Cancelled,
@@ -417,6 +441,7 @@ impl Responder {
         &mut self,
         fut: impl Future<Output = T>,
         clock: &mut Clock,
+        text: &mut TurnText,
         out: &mpsc::Sender<Output>,
         cancel: &CancellationToken,
     ) -> Raced<T> {
@@ -428,6 +453,16 @@ impl Responder {
                 _ = cancel.cancelled() => return Raced::Cancelled,
                 v = &mut fut => return Raced::Ready(v),
                 _ = tokio::time::sleep_until(deadline) => {
+                    // A sentence held back only to see what follows its
+                    // full stop is said rather than a filler or a give-up.
+                    if let Some(s) = text.take_complete() {
+                        clock.said_llm += 1;
+                        clock.last_output = Instant::now();
+                        if !send(out, cancel, Output::Say(Utterance::llm(s))).await {
+                            return Raced::Cancelled;
+                        }
+                        continue;
+                    }
                     if is_filler {
                         let f = self.filler();
                         self.log(Role::Assistant, &f.text);
@@ -502,14 +537,22 @@ impl Responder {
             stall: cfg.timeouts.stall,
             reply_end: start + cfg.timeouts.reply,
         };
-        let mut splitter = SentenceSplitter::default();
+        let mut text = TurnText {
+            splitter: SentenceSplitter::default(),
+            said: String::new(),
+        };
         let mut filter = (!cfg.tools).then(|| StructuredFilter::new(4096));
-        let mut said = String::new();
         let mut end_call = false;
 
         let result: Result<(), LlmError> = 'turn: {
             let mut stream = match self
-                .race(engine.client.stream(&request), &mut clock, out, cancel)
+                .race(
+                    engine.client.stream(&request),
+                    &mut clock,
+                    &mut text,
+                    out,
+                    cancel,
+                )
                 .await
             {
                 Raced::Ready(Ok(s)) => s,
@@ -520,15 +563,18 @@ impl Responder {
                 }
             };
             loop {
-                let item = match self.race(stream.next(), &mut clock, out, cancel).await {
+                let item = match self
+                    .race(stream.next(), &mut clock, &mut text, out, cancel)
+                    .await
+                {
                     Raced::Ready(Ok(Some(i))) => i,
                     Raced::Ready(Ok(None)) => break 'turn Ok(()),
                     Raced::Ready(Err(e)) | Raced::TimedOut(e) => break 'turn Err(e),
                     Raced::Cancelled => {
                         drop(stream);
                         engine.breaker.on_cancel(Instant::now().into_std());
-                        self.memory.push(Role::Assistant, &said);
-                        self.log(Role::Assistant, &said);
+                        self.memory.push(Role::Assistant, &text.said);
+                        self.log(Role::Assistant, &text.said);
                         return TurnOutcome::Cancelled;
                     }
                 };
@@ -556,13 +602,13 @@ impl Responder {
                         return TurnOutcome::Cancelled;
                     }
                 }
-                let mut sentences = splitter.push(&speech);
+                let mut sentences = text.splitter.push(&speech);
                 if finished {
-                    sentences.extend(splitter.finish());
+                    sentences.extend(text.splitter.finish());
                 }
                 for s in sentences {
-                    said.push_str(&s);
-                    said.push(' ');
+                    text.said.push_str(&s);
+                    text.said.push(' ');
                     clock.said_llm += 1;
                     clock.last_output = Instant::now();
                     if !send(out, cancel, Output::Say(Utterance::llm(s))).await {
@@ -578,8 +624,8 @@ impl Responder {
         match result {
             Ok(()) => {
                 engine.breaker.on_success();
-                self.memory.push(Role::Assistant, &said);
-                self.log(Role::Assistant, &said);
+                self.memory.push(Role::Assistant, &text.said);
+                self.log(Role::Assistant, &text.said);
                 if end_call {
                     let phrase = if self
                         .classified
@@ -613,9 +659,9 @@ impl Responder {
                     .breaker
                     .on_failure(Instant::now().into_std(), e.retry_after());
                 tracing::warn!("LLM failed, call continues on the script: {e}");
-                if !said.is_empty() {
-                    self.memory.push(Role::Assistant, &said);
-                    self.log(Role::Assistant, &said);
+                if !text.said.is_empty() {
+                    self.memory.push(Role::Assistant, &text.said);
+                    self.log(Role::Assistant, &text.said);
                 }
                 self.fall_back(e.to_string(), out, cancel).await
             }

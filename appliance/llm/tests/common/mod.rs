@@ -117,6 +117,8 @@ pub enum Fault {
     GarbageHttp,
     /// Stream a sentence every 100 ms, forever.
     Endless,
+    /// Answer 200 with this SSE body; then close, or stall when `stall`.
+    Body(&'static str, bool),
 }
 
 /// A fault server: counts connections and whether the last one was closed
@@ -221,6 +223,13 @@ async fn serve(mut s: TcpStream, fault: Fault, closed: std::sync::Arc<tokio::syn
                 .write_all(b"\x16\x03\x01garbage, not HTTP\r\n\r\n\xff\xff")
                 .await;
             wait_closed(&mut s).await;
+        }
+        Fault::Body(body, stall) => {
+            let _ = s.write_all(SSE_HEAD.as_bytes()).await;
+            let _ = s.write_all(body.as_bytes()).await;
+            if stall {
+                wait_closed(&mut s).await;
+            }
         }
         Fault::Endless => {
             let _ = s.write_all(SSE_HEAD.as_bytes()).await;
