@@ -393,3 +393,42 @@ async fn prompt_injection_cannot_mark_a_lead_hot() {
     let summary = vb_llm::summary::rules_summary(&r.lead(), vb_dialog::Language::En);
     assert_eq!(summary.interest, vb_dialog::Interest::Cold);
 }
+
+/// The budgets on the runtime's clock, paused: the silent server never
+/// answers, so time only moves when every task waits. The filler comes at
+/// exactly the first-token budget, the script exactly one stall budget
+/// later, and no silence reaches the dead-air bound.
+#[tokio::test(start_paused = true)]
+async fn dead_air_bound_on_a_paused_clock() {
+    let server = FaultServer::start(Fault::Silent).await;
+    let mut r = Responder::new(
+        &robot("reception-en", "llm"),
+        Some(engine(&server.url, true)),
+    );
+    r.greet();
+    let start = tokio::time::Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(vb_llm::REPLY_CHANNEL);
+    let cancel = CancellationToken::new();
+    let mut at = Vec::new();
+    {
+        let turn = r.turn("I need a room", &tx, &cancel);
+        tokio::pin!(turn);
+        loop {
+            tokio::select! {
+                o = &mut turn => { assert_eq!(o, TurnOutcome::FellBack); break }
+                Some(o) = rx.recv() => if let Output::Say(u) = o { at.push((start.elapsed(), u.source)) },
+            }
+        }
+    }
+    while let Ok(o) = rx.try_recv() {
+        if let Output::Say(u) = o {
+            at.push((start.elapsed(), u.source));
+        }
+    }
+    assert_eq!(at.len(), 2, "{at:?}");
+    assert_eq!(at[0], (FILLER, Source::Filler));
+    assert_eq!(at[1].1, Source::Script);
+    assert_eq!(at[1].0, FILLER + STALL);
+    let gaps = [at[0].0, at[1].0 - at[0].0];
+    assert!(gaps.iter().all(|g| *g < dead_air()), "{gaps:?}");
+}
