@@ -52,8 +52,10 @@
 //! # Modes
 //!
 //! robot.toml may say `mode = "llm"` or `"llm_script"` (they need a
-//! `prompt.md`). This crate has no LLM, so such robots run the script dialog,
-//! which is also what those modes fall back to when the LLM is unreachable.
+//! `prompt.md`). This crate has no LLM: `vb_llm::Responder` runs those modes
+//! and falls back to this script dialog ([`Dialog::adopt`] +
+//! [`Dialog::resume`]) when the LLM is unreachable; without it they run the
+//! script.
 
 #![forbid(unsafe_code)]
 
