@@ -145,6 +145,22 @@ impl Lead {
     }
 }
 
+/// Lead fields captured outside the script (e.g. by the LLM's tools), for
+/// [`Dialog::adopt`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Prefill {
+    /// The caller's name.
+    pub name: Option<String>,
+    /// Callback number, already in E.164.
+    pub phone: Option<String>,
+    /// What the caller needs.
+    pub request: Option<String>,
+    /// Dates, in the caller's words.
+    pub dates: Option<String>,
+    /// City, in the caller's words.
+    pub city: Option<String>,
+}
+
 /// One phrase within a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyPart {
@@ -310,6 +326,53 @@ impl Dialog {
             return reply.clone();
         }
         self.end(EndReason::MaxDuration, PhraseId::MaxTurnsGoodbye)
+    }
+
+    /// Takes lead fields captured elsewhere (the LLM's validated tool calls)
+    /// without overwriting what the script already knows, so a call that
+    /// falls back from an LLM mode keeps what the caller already said.
+    /// `phone` must already be E.164 (see [`normalize_phone`]). A finished
+    /// dialog changes nothing.
+    pub fn adopt(&mut self, fields: &Prefill) {
+        if self.state == State::Ended {
+            return;
+        }
+        let lead = &mut self.lead;
+        for (slot, value) in [
+            (&mut lead.name, &fields.name),
+            (&mut lead.phone, &fields.phone),
+            (&mut lead.request, &fields.request),
+            (&mut lead.dates, &fields.dates),
+            (&mut lead.city, &fields.city),
+        ] {
+            if slot.is_none() {
+                if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                    *slot = Some(v.to_owned());
+                }
+            }
+        }
+        self.classify();
+    }
+
+    /// Continues the script from what is known (after [`Dialog::adopt`]):
+    /// asks the first open question, or reads the lead back when nothing is
+    /// missing. Does not count as a caller turn. On a finished dialog it
+    /// returns the final reply.
+    pub fn resume(&mut self) -> Reply {
+        if let Some(r) = &self.final_reply {
+            return r.clone();
+        }
+        if self.state == State::Start {
+            self.state = State::Need;
+        }
+        self.correcting = false;
+        self.advance(None)
+    }
+
+    /// One phrase rendered with what is captured so far, without changing
+    /// the dialog (the `llm_script` mode plays phrases the model picks).
+    pub fn say(&self, id: PhraseId) -> Reply {
+        self.reply(&[id], false)
     }
 
     fn begin_turn(&mut self) {
@@ -798,6 +861,39 @@ mod tests {
         // Retries used up: move on to the phone.
         assert_eq!(d.state(), State::Phone);
         assert_eq!(r.parts[1].phrase, PhraseId::AskPhone);
+    }
+
+    #[test]
+    fn adopt_then_resume_skips_known_fields() {
+        let mut d = en();
+        d.start();
+        d.adopt(&Prefill {
+            name: Some("John".into()),
+            phone: Some("+15551234567".into()),
+            request: Some("a room".into()),
+            ..Prefill::default()
+        });
+        let r = d.resume();
+        assert_eq!(d.state(), State::Dates);
+        assert_eq!(r.phrase_id, "ask_dates");
+        assert_eq!(d.lead().turns, 0);
+        // Known fields are not overwritten by a later adopt.
+        d.adopt(&Prefill {
+            name: Some("Mallory".into()),
+            ..Prefill::default()
+        });
+        assert_eq!(d.lead().name.as_deref(), Some("John"));
+        d.on_caller("next weekend");
+        assert_eq!(d.state(), State::Confirm);
+        assert!(d.say(PhraseId::Confirm).text.contains("John"));
+    }
+
+    #[test]
+    fn resume_from_start_asks_the_need() {
+        let mut d = en();
+        let r = d.resume();
+        assert_eq!(r.phrase_id, "ask_need");
+        assert_eq!(d.state(), State::Need);
     }
 
     #[test]

@@ -84,10 +84,9 @@ impl From<Language> for SttLanguage {
 
 /// How a robot produces its replies.
 ///
-/// Only [`Mode::Script`] is implemented in this crate. `llm` and `llm_script`
-/// are accepted so robot folders written for the LLM modes load today; until
-/// the LLM responder exists they run the script dialog, which is also what
-/// those modes fall back to whenever the LLM is unreachable or slow.
+/// Only [`Mode::Script`] is implemented in this crate; `llm` and
+/// `llm_script` are run by `vb_llm::Responder`, which falls back to the
+/// script dialog whenever the LLM is unreachable or slow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {

@@ -52,8 +52,10 @@
 //! # Modes
 //!
 //! robot.toml may say `mode = "llm"` or `"llm_script"` (they need a
-//! `prompt.md`). This crate has no LLM, so such robots run the script dialog,
-//! which is also what those modes fall back to when the LLM is unreachable.
+//! `prompt.md`). This crate has no LLM: `vb_llm::Responder` runs those modes
+//! and falls back to this script dialog ([`Dialog::adopt`] +
+//! [`Dialog::resume`]) when the LLM is unreachable; without it they run the
+//! script.
 
 #![forbid(unsafe_code)]
 
@@ -65,7 +67,7 @@ pub mod phrase;
 pub mod robot;
 mod text;
 
-pub use dialog::{Dialog, EndReason, Expect, Interest, Lead, Reply, ReplyPart, State};
+pub use dialog::{Dialog, EndReason, Expect, Interest, Lead, Prefill, Reply, ReplyPart, State};
 pub use error::{Issue, RobotError};
 pub use language::{Language, Mode, SttLanguage};
 pub use phone::{normalize_phone, speak_phone};
