@@ -348,7 +348,7 @@ pub fn run_call(
     // The listener ends when the line closes; after our hangup that is at
     // once, and if the far end is still there the line closes on hangup.
     let end_reason = end_reason
-        .or_else(|| line.lock().unwrap_or_else(|e| e.into_inner()).end_reason())
+        .or_else(|| line.end_reason())
         .unwrap_or_else(|| "caller_hung_up".to_string());
     let _ = listener.join();
     let lead = dialog.lead().clone();
