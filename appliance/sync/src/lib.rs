@@ -46,3 +46,20 @@ pub use config::{BrokerConn, ConfigError, SyncConfig};
 pub use error::SyncError;
 pub use remote::{DesiredConfig, Device, DeviceCommand};
 pub use topics::Topics;
+
+use std::sync::Arc;
+
+/// Starts the device-side agent as a task. `voiceblock sync` calls this, and
+/// the daemon (`voiceblock run`) starts the same agent inside itself with its
+/// own store handle and cancellation token. The task ends when `cancel`
+/// fires (after publishing "offline" and disconnecting).
+pub fn spawn(
+    store: Arc<vb_store::Store>,
+    config: SyncConfig,
+    device: Arc<dyn Device>,
+    cancel: tokio_util::sync::CancellationToken,
+    events: Option<tokio::sync::mpsc::Sender<AgentEvent>>,
+) -> Result<(SyncHandle, tokio::task::JoinHandle<()>), SyncError> {
+    let (agent, handle) = Agent::new(store, config, device, events)?;
+    Ok((handle, tokio::spawn(agent.run(cancel))))
+}
