@@ -112,8 +112,10 @@ impl Store {
         let path = path.to_path_buf();
         // Refuse a foreign file before SQLite touches it: opening read-write
         // and writing a WAL next to it would be the first step of damage.
-        if let Ok(bytes) = std::fs::read(&path).map(|b| b.into_iter().take(16).collect::<Vec<_>>())
-        {
+        if let Ok(mut file) = std::fs::File::open(&path) {
+            use std::io::Read;
+            let mut bytes = Vec::with_capacity(16);
+            let _ = file.by_ref().take(16).read_to_end(&mut bytes);
             if !bytes.is_empty() && bytes.as_slice() != SQLITE_HEADER {
                 return Err(StoreError::Corrupt {
                     path,

@@ -187,13 +187,45 @@ impl Agent {
     /// Returns only on cancellation (errors are reported as events and logs
     /// and retried, since the box must keep trying for days).
     pub async fn run(mut self, cancel: CancellationToken) {
+        // Retention runs beside the connection, off the call path.
+        let retention = {
+            let store = self.store.clone();
+            let budget = self.config.retention;
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(3600));
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = every.tick() => {}
+                    }
+                    let store = store.clone();
+                    match tokio::task::spawn_blocking(move || store.enforce_retention(&budget))
+                        .await
+                    {
+                        Ok(Ok(r)) if r.over_budget => tracing::warn!(
+                            ?r,
+                            "store over its budget: the rest are undelivered and kept"
+                        ),
+                        Ok(Ok(r)) if r.deleted_calls > 0 => tracing::info!(?r, "retention"),
+                        Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
+                        _ => {}
+                    }
+                }
+            })
+        };
+        self.connect_loop(&cancel).await;
+        retention.abort();
+    }
+
+    async fn connect_loop(&mut self, cancel: &CancellationToken) {
         let mut backoff = Backoff::new(
             Duration::from_millis(500),
             self.config.backoff_max,
             seed_of(&self.config.device_id),
         );
         while !cancel.is_cancelled() {
-            let (connected, result) = self.session(&cancel).await;
+            let (connected, result) = self.session(cancel).await;
             if connected {
                 backoff.reset();
             }

@@ -60,6 +60,13 @@ pub struct RawSync {
     /// another process (the daemon) may have written to it.
     #[serde(default = "default_poll")]
     pub outbox_poll_ms: u64,
+    /// Disk budget of the store in MB (default 512); the oldest delivered
+    /// calls go first, undelivered ones never.
+    #[serde(default = "default_retention_mb")]
+    pub retention_max_mb: u64,
+    /// Calls kept at most (default 100000).
+    #[serde(default = "default_retention_calls")]
+    pub retention_max_calls: u64,
 }
 
 /// Broker fields shared by device and fleet files.
@@ -104,6 +111,12 @@ fn default_backoff() -> u64 {
 }
 fn default_poll() -> u64 {
     500
+}
+fn default_retention_mb() -> u64 {
+    512
+}
+fn default_retention_calls() -> u64 {
+    100_000
 }
 
 /// Longest password file read.
@@ -164,6 +177,8 @@ pub struct SyncConfig {
     pub backoff_max: Duration,
     /// Outbox re-read period.
     pub outbox_poll: Duration,
+    /// Store budget, enforced at start and hourly.
+    pub retention: vb_store::Retention,
 }
 
 fn read_limited(
@@ -288,6 +303,9 @@ impl RawSync {
                 self.outbox_poll_ms
             ));
         }
+        if self.retention_max_mb == 0 || self.retention_max_calls == 0 {
+            problems.push("retention_max_mb and retention_max_calls must be 1 or more".into());
+        }
         let broker = self.broker.validate(base, &mut problems);
         match broker {
             Some(broker) if problems.is_empty() => Ok(SyncConfig {
@@ -302,6 +320,10 @@ impl RawSync {
                     .then(|| Duration::from_secs(self.metrics_interval_s)),
                 backoff_max: Duration::from_secs(self.backoff_max_s),
                 outbox_poll: Duration::from_millis(self.outbox_poll_ms),
+                retention: vb_store::Retention {
+                    max_bytes: self.retention_max_mb.saturating_mul(1024 * 1024),
+                    max_calls: self.retention_max_calls,
+                },
             }),
             _ => Err(ConfigError {
                 path: path.to_path_buf(),

@@ -567,3 +567,48 @@ async fn status_is_retained_online_then_offline() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].state, "offline", "{d:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_enforces_retention_but_keeps_undelivered_calls() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("box.db")).unwrap());
+    for i in 0..5 {
+        store.record_call(&call(i)).unwrap();
+    }
+    for i in 0..3 {
+        store.mark_delivered(&format!("call-{i:04}:call")).unwrap();
+        store.mark_delivered(&format!("call-{i:04}:lead")).unwrap();
+    }
+    // The ACL refuses everything this box sends (device id != user), so the
+    // last two calls stay undelivered for the whole test.
+    let path = broker.dir().join("retention.toml");
+    let text = broker.sync_toml("dev-b", "dev-a", store.path()) + "retention_max_calls = 1\n";
+    std::fs::write(&path, text).unwrap();
+    let cfg = SyncConfig::load(&path).unwrap();
+    let agent = start(store.clone(), cfg, Arc::new(TestDevice::default()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ids: Vec<String> = store
+            .recent_calls(10)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        if ids.len() == 2 {
+            assert_eq!(
+                ids,
+                ["call-0004", "call-0003"],
+                "the undelivered calls are the ones kept"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retention did not run: {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.outbox_depth().unwrap(), 4);
+    agent.stop().await;
+}
