@@ -40,17 +40,26 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             json,
             model,
+            store,
         } => {
             if !demo && callers.is_empty() {
                 bail!("give the caller's turns with --caller FILE.wav (one per turn), or --demo for the built-in caller");
             }
-            converse(&models, &robot, &callers, &out, &json, &model, cli.threads)
+            let record = converse(&models, &robot, &callers, &out, &json, &model, cli.threads)?;
+            if let Some(db) = store {
+                let id = crate::fleet::store_record(&db, &record)?;
+                println!("stored call {id} in {}", db.display());
+            }
+            Ok(())
         }
         Command::Robots { action } => robots_cmd(action),
         Command::Run { line } => crate::daemon::run(&models, line, cli.threads),
         Command::Call { target, line } => crate::daemon::call(&models, &target, line, cli.threads),
         Command::Provision(args) => provision_cmd(*args),
         Command::Check(args) => crate::check::command(&models, args),
+        Command::Leads { action } => crate::fleet::leads(action),
+        Command::Sync(args) => crate::fleet::sync(args),
+        Command::Fleet(args) => crate::fleet::fleet(args),
         Command::Bench { what } => match what {
             BenchWhat::Stt { runs } => bench::stt(&models, runs),
             BenchWhat::Tts { runs } => bench::tts(&models, runs),
@@ -294,7 +303,7 @@ fn converse(
     json: &Path,
     model: &str,
     threads: usize,
-) -> Result<()> {
+) -> Result<vb_call::CallRecord> {
     let robot = load_robot(robot)?;
     let mut stt = models.transcriber(model, threads)?;
     let mut tts = models.tts()?;
@@ -345,7 +354,7 @@ fn converse(
         lead.interest
     );
     println!("wrote {} and {}", out.display(), json.display());
-    Ok(())
+    Ok(record)
 }
 
 fn robots_cmd(action: RobotsAction) -> Result<()> {

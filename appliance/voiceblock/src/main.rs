@@ -10,12 +10,16 @@
 //!                    ├─ say TEXT                                 (vb-tts)
 //!                    ├─ converse  --demo | --caller WAV...       (vb-call over all engines)
 //!                    ├─ robots    list | check DIR               (vb-dialog)
-//!                    └─ bench     stt | tts | turn               (docs/benchmarks.md)
+//!                    ├─ bench     stt | tts | turn               (docs/benchmarks.md)
+//!                    ├─ leads     export --csv|--json            (vb-store)
+//!                    ├─ sync      --config FILE                  (vb-sync agent: outbox ─► MQTT)
+//!                    └─ fleet     devices | tail | push-config | cmd | export   (vb-sync fleet client)
 //! ```
 //! - [`commands`]: one function per subcommand.
 //! - [`mod@bench`]: the measurement commands.
 //! - [`systemd`]: sd_notify and the health-gated watchdog for `Type=notify`.
 //! - [`config`]: the box's config and secrets ([`provision`] writes them, [`check`] validates an install).
+//! - [`fleet`]: store and fleet commands, and call record -> store rows.
 
 mod bench;
 mod check;
@@ -24,6 +28,7 @@ mod daemon;
 mod config;
 mod provision;
 mod systemd;
+mod fleet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,6 +113,9 @@ pub enum Command {
         /// Speech model from the manifest.
         #[arg(long, default_value = "whisper-base")]
         model: String,
+        /// Also store the call and its lead in this store (queued for sync).
+        #[arg(long, value_name = "DB")]
+        store: Option<PathBuf>,
     },
     /// The box's main job: listen for SIP calls (registering with a PBX if
     /// --registrar is given) and answer them with the robot.
@@ -141,6 +149,16 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Stored leads.
+    Leads {
+        /// What to do.
+        #[command(subcommand)]
+        action: fleet::LeadsAction,
+    },
+    /// Run the device-side MQTT agent (outbox, status, config, commands) until SIGTERM.
+    Sync(fleet::SyncArgs),
+    /// The fleet operator's side: devices, leads, configs, commands.
+    Fleet(fleet::FleetArgs),
 }
 
 /// `voiceblock models ...`

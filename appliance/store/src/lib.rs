@@ -1,0 +1,41 @@
+//! vb-store: the box's durable memory. Calls, their turns and leads, the
+//! outbox of messages still to deliver, and the history of pushed configs,
+//! in one SQLite file (WAL, `synchronous=FULL` for every write that carries a
+//! lead). It knows nothing of MQTT: the sync crate reads the outbox and marks
+//! rows delivered when the broker acknowledges them.
+//!
+//! # Layout
+//!
+//! ```text
+//!  call ends ──NewCall──► Store::record_call ── one transaction (synchronous=FULL) ──┐
+//!                                                                                  ▼
+//!                              calls ◄─ turns ◄─ leads        outbox (seq order, stable msg ids)
+//!                                │                  │             │
+//!         Store::enforce_retention (byte/row budget; never a call │ Store::pending ─► sync (publish QoS1)
+//!         with an undelivered outbox row)                          │ Store::mark_delivered ◄─ PUBACK
+//!                                │
+//!  Store::leads_since ──export::write_csv | write_json──► `voiceblock leads export`
+//!
+//!  config pushes ──Store::record_config──► config_history (applied | rejected, with errors)
+//! ```
+//!
+//! - [`store`]: opening (integrity check, migrations), writes, queries, retention.
+//! - [`schema`]: the versioned migrations (`PRAGMA user_version`).
+//! - [`model`]: the rows going in and coming out (this crate's own types; the
+//!   binary converts call records and dialog leads into them).
+//! - [`export`]: CSV and JSON writers for leads.
+//! - [`error`]: [`StoreError`], which tells a full disk and a corrupt file apart
+//!   from everything else.
+
+pub mod error;
+pub mod export;
+pub mod model;
+pub mod schema;
+pub mod store;
+
+pub use error::StoreError;
+pub use model::{
+    CallSummary, ConfigEntry, ConfigOutcome, LeadRow, NewCall, NewLead, NewTurn, OutboxMessage,
+    Speaker, Timestamp,
+};
+pub use store::{Retention, RetentionReport, Store, Topic};

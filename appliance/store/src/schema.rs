@@ -1,0 +1,70 @@
+//! Versioned migrations. `PRAGMA user_version` holds the schema version; each
+//! step runs in its own transaction, so a power cut mid-upgrade leaves the
+//! previous version intact.
+
+/// Migrations in order; index + 1 is the version a step produces.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    CREATE TABLE calls (
+        id          TEXT PRIMARY KEY,
+        caller      TEXT,
+        started_at  INTEGER NOT NULL,   -- unix ms
+        ended_at    INTEGER NOT NULL,   -- unix ms
+        end_reason  TEXT NOT NULL,
+        robot       TEXT NOT NULL,
+        mode        TEXT NOT NULL,
+        language    TEXT NOT NULL,
+        stored_at   INTEGER NOT NULL,   -- unix ms
+        record      TEXT NOT NULL       -- the whole call record, JSON
+    );
+    CREATE INDEX calls_by_end ON calls(ended_at);
+    CREATE TABLE turns (
+        call_id     TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        idx         INTEGER NOT NULL,
+        speaker     TEXT NOT NULL CHECK (speaker IN ('robot', 'caller')),
+        caller_text TEXT NOT NULL,
+        robot_text  TEXT NOT NULL,
+        timings     TEXT NOT NULL,      -- JSON
+        PRIMARY KEY (call_id, idx)
+    );
+    CREATE TABLE leads (
+        call_id        TEXT PRIMARY KEY REFERENCES calls(id) ON DELETE CASCADE,
+        name           TEXT,
+        phone          TEXT,
+        request        TEXT,
+        dates          TEXT,
+        city           TEXT,
+        interest       TEXT NOT NULL,
+        summary        TEXT,
+        consent        INTEGER NOT NULL,
+        callback_later INTEGER NOT NULL,
+        stored_at      INTEGER NOT NULL
+    );
+    CREATE INDEX leads_by_time ON leads(stored_at);
+    CREATE TABLE outbox (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        msg_id       TEXT NOT NULL UNIQUE,
+        call_id      TEXT,              -- no foreign key: retention deletes delivered rows itself
+        topic        TEXT NOT NULL,     -- suffix under voiceblock/<device>/
+        payload      TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        delivered_at INTEGER,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        last_error   TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox(seq) WHERE delivered_at IS NULL;
+    CREATE INDEX outbox_by_call ON outbox(call_id);
+    CREATE TABLE config_history (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        version     INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('applied', 'rejected')),
+        body        TEXT NOT NULL,
+        errors      TEXT                -- JSON array of strings
+    );
+    "#,
+];
+
+/// The newest schema version this build knows.
+pub const LATEST: i64 = MIGRATIONS.len() as i64;
