@@ -89,7 +89,9 @@ async fn sends_paced_numbered_g711_and_plays_the_robot() {
         .filter(|(_, p, _)| Law::Mu.decode(p[0]).abs() > 4000)
         .count();
     assert_eq!(voiced, 10);
-    assert!(got.iter().all(|(h, p, _)| h.payload_type == 0 && p.len() == 160));
+    assert!(got
+        .iter()
+        .all(|(h, p, _)| h.payload_type == 0 && p.len() == 160));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,8 +199,12 @@ async fn symmetric_rtp_answers_where_the_caller_sends_from() {
         .unwrap();
     let local = socket.local();
     let cancel = CancellationToken::new();
-    let _session =
-        vb_sip::media::start(socket, params(sdp_addr), Duration::from_secs(30), cancel.clone());
+    let _session = vb_sip::media::start(
+        socket,
+        params(sdp_addr),
+        Duration::from_secs(30),
+        cancel.clone(),
+    );
     real.send_to(&rtp(1, 0, 0, &[0xff; 160]), local).unwrap();
     let got = tokio::task::spawn_blocking(move || {
         let mut buf = [0u8; 512];

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use vb_audio::line::LineEvent;
 use vb_call::{
-    run_call, CallEngine, CallRecord, EngineConfig, Line, LiveConfig, LiveStats, Models,
+    run_call, CallEngine, CallRecord, EngineConfig, Line, LineEvents, LiveConfig, LiveStats, Models,
 };
 use vb_dialog::Robot;
 use vb_sip::agent::CallDirection;

@@ -24,11 +24,11 @@
 mod bench;
 mod check;
 mod commands;
-mod daemon;
 mod config;
+mod daemon;
+mod fleet;
 mod provision;
 mod systemd;
-mod fleet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
