@@ -39,7 +39,7 @@ impl Uac {
             "{method} sip:robot@127.0.0.1:{target} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}{n}\r\n\
              Max-Forwards: 70\r\n\
-             From: <sip:tester@127.0.0.1>;tag=t{n}\r\n\
+             From: <sip:tester@127.0.0.1>;tag=t{call_id}\r\n\
              To: <sip:robot@127.0.0.1:{target}>\r\n\
              Call-ID: {call_id}@127.0.0.1\r\n\
              CSeq: {n} {method}\r\n\
