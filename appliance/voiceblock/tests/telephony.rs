@@ -17,11 +17,11 @@ use serde_json::Value;
 const CALLER_EN: &[(f32, &str)] = &[
     (8.0, "Hi, I would like to book a table for four people."),
     (19.0, "My name is John Smith."),
-    (29.0, "Five five five, one two three, four five six seven."),
-    (42.0, "Friday evening."),
-    (62.0, "Yes, that is right."),
+    (31.0, "Five five five, one two three, four five six seven."),
+    (45.0, "Friday evening."),
+    (68.0, "Yes, that is right."),
 ];
-const TRACK_SECONDS: f32 = 100.0;
+const TRACK_SECONDS: f32 = 110.0;
 
 fn words(text: &str) -> String {
     text.chars()
@@ -113,7 +113,7 @@ fn caller_through_kamailio_leaves_a_lead_and_hears_the_read_back() {
         .unwrap();
 
     let track = d.join("caller.wav");
-    peers::caller_track(&track, CALLER_EN, TRACK_SECONDS, "en-us");
+    peers::caller_track(&track, CALLER_EN, TRACK_SECONDS, "en");
     let alice = Baresip::start(d, "alice", kport, &track, &pulse_socket, false);
     alice
         .proc
@@ -149,7 +149,7 @@ fn box_calls_out_through_kamailio_and_runs_the_robot() {
     let (_kam, kport) = peers::kamailio(d);
     let (_pulse, pulse_socket) = peers::pulse(d);
     let track = d.join("callee.wav");
-    peers::caller_track(&track, CALLER_EN, TRACK_SECONDS, "en-us");
+    peers::caller_track(&track, CALLER_EN, TRACK_SECONDS, "en");
     let bob = Baresip::start(d, "bob", kport, &track, &pulse_socket, true);
     bob.proc
         .wait_for("200 OK", Duration::from_secs(20))

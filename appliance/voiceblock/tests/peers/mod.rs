@@ -364,22 +364,27 @@ pub fn wait_file(dir: &Path, limit: Duration, pred: impl Fn(&Path) -> bool) -> O
     None
 }
 
-/// An 8 kHz caller track: each (start second, text) spoken by espeak-ng at
-/// its time, silence elsewhere, `total` seconds long (padded so baresip
-/// stays on the line: it hangs up when its file ends).
-pub fn caller_track(path: &Path, lines: &[(f32, &str)], total: f32, voice: &str) {
-    need("espeak-ng");
+/// An 8 kHz caller track: each (start second, text) spoken by the box's own
+/// Piper voice (`voiceblock say`; natural speech survives the 8 kHz
+/// telephone band, espeak-ng's "five" does not) at its time, silence
+/// elsewhere, `total` seconds long (padded so baresip stays on the line: it
+/// hangs up when its file ends).
+pub fn caller_track(path: &Path, lines: &[(f32, &str)], total: f32, lang: &str) {
     let rate = 8000usize;
     let mut samples = vec![0f32; (total * rate as f32) as usize];
     for (i, (at, text)) in lines.iter().enumerate() {
         let wav = path.with_extension(format!("part{i}.wav"));
-        let status = Command::new("espeak-ng")
-            .args(["-v", voice, "-s", "150", "-w"])
+        let out = Command::new(env!("CARGO_BIN_EXE_voiceblock"))
+            .args(["say", "--lang", lang, "--rate", "16000", "--out"])
             .arg(&wav)
             .arg(text)
-            .status()
-            .expect("espeak-ng");
-        assert!(status.success(), "espeak-ng failed on {text:?}");
+            .output()
+            .expect("voiceblock say");
+        assert!(
+            out.status.success(),
+            "voiceblock say failed on {text:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let pcm = vb_audio::wav::read(&wav).expect("espeak wav");
         let pcm = vb_audio::resample(&pcm, rate as u32).expect("resample");
         let start = (*at * rate as f32) as usize;
