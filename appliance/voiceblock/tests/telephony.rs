@@ -179,8 +179,8 @@ fn box_calls_out_through_kamailio_and_runs_the_robot() {
         d,
     );
     call.wait_for("end:", Duration::from_secs(200)).unwrap();
-    let code = call.stop(Duration::from_secs(20));
-    assert_eq!(code, Some(0));
+    let code = call.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "voiceblock call exits by itself, with 0");
     bob.command("quit", "");
     std::thread::sleep(Duration::from_secs(1));
     let record = read_record(&records);

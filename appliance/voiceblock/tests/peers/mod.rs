@@ -124,6 +124,21 @@ impl Proc {
         }
     }
 
+    /// Waits for the process to exit by itself; its exit code, or `None` if
+    /// it is still running after `limit` (then it is killed).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+
     /// SIGTERM, then SIGKILL after `grace`; returns the exit status code.
     pub fn stop(&mut self, grace: Duration) -> Option<i32> {
         let pid = self.child.id() as i32;
