@@ -233,3 +233,71 @@ fn options_unknown_methods_bad_sdp_call_limit_garbage_and_503_on_shutdown() {
     let code = daemon.stop(Duration::from_secs(30));
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn rfc4475_torture_messages_do_not_take_the_daemon_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = peers::free_port_pair();
+    let rtp = peers::free_port_pair();
+    let mut daemon = peers::voiceblock(
+        "voiceblock-run",
+        &[
+            "run".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--records".into(),
+            d.join("calls").display().to_string(),
+            "--rtp-ports".into(),
+            format!("{rtp}-{}", rtp + 9),
+        ],
+        d,
+    );
+    daemon
+        .wait_for("voiceblock: listening", Duration::from_secs(120))
+        .unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rfc4475");
+    let mut files: Vec<_> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sip"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "fixtures in {}", fixtures.display());
+    let mut uac = Uac::new(port);
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let text = String::from_utf8_lossy(&bytes).replace("@PORT@", &port.to_string());
+        // Keep the raw bytes (NUL, DEL, UTF-8) where the port is not.
+        let msg = if bytes.windows(6).any(|w| w == b"@PORT@") {
+            let mut out = Vec::new();
+            let mut rest = bytes.as_slice();
+            while let Some(i) = rest.windows(6).position(|w| w == b"@PORT@") {
+                out.extend_from_slice(&rest[..i]);
+                out.extend_from_slice(port.to_string().as_bytes());
+                rest = &rest[i + 6..];
+            }
+            out.extend_from_slice(rest);
+            out
+        } else {
+            text.into_bytes()
+        };
+        uac.sock.send_to(&msg, ("127.0.0.1", port)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            daemon.child.try_wait().unwrap().is_none(),
+            "the daemon died on {}; log:\n{}",
+            f.display(),
+            std::fs::read_to_string(&daemon.log).unwrap_or_default()
+        );
+    }
+    // Still serving.
+    let m = uac.request("OPTIONS", "after-torture", "", "");
+    uac.send(&m);
+    assert!(
+        uac.last_response(Duration::from_secs(5), 200).is_some(),
+        "no 200 to OPTIONS after the torture messages"
+    );
+    assert_eq!(daemon.stop(Duration::from_secs(30)), Some(0));
+}
