@@ -56,7 +56,14 @@ struct Inner {
     talking: bool,
     /// Start times of the latest spurts, indexed by spurt number mod 16.
     log: [Option<Instant>; SPURT_LOG],
+    /// RMS of the frames taken on the latest ticks (silence counts as 0),
+    /// for telling the robot's echo from the caller.
+    levels: [f32; LEVEL_FRAMES],
+    level_at: usize,
 }
+
+/// Frames of output level kept: 320 ms, longer than a line's echo path.
+const LEVEL_FRAMES: usize = 16;
 
 const SPURT_LOG: usize = 16;
 
@@ -121,9 +128,12 @@ impl Playout {
     /// nothing is queued (a partial frame is padded). Returns true for voice.
     pub fn next_frame(&self, out: &mut Frame8k, now: Instant) -> bool {
         let mut inner = self.lock();
+        let slot = inner.level_at;
+        inner.level_at = (slot + 1) % LEVEL_FRAMES;
         if inner.queue.is_empty() {
             out.0.fill(0);
             inner.talking = false;
+            inner.levels[slot] = 0.0;
             return false;
         }
         let n = inner.queue.len().min(out.0.len());
@@ -131,6 +141,8 @@ impl Playout {
             *slot = s;
         }
         out.0[n..].fill(0);
+        let energy: f64 = out.0.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+        inner.levels[slot] = (energy / out.0.len() as f64).sqrt() as f32;
         if !inner.talking {
             inner.talking = true;
             inner.spurts += 1;
@@ -148,6 +160,12 @@ impl Playout {
     pub fn spurt(&self) -> (u64, Option<Instant>) {
         let inner = self.lock();
         (inner.spurts, inner.spurt_started)
+    }
+
+    /// The loudest frame the line sent in the last 320 ms (RMS, 0 when the
+    /// robot was silent): an echo of the robot comes back quieter than this.
+    pub fn recent_level(&self) -> f32 {
+        self.lock().levels.iter().copied().fold(0.0, f32::max)
     }
 
     /// When spurt number `n` (1-based, as counted by [`Playout::spurt`])
@@ -197,6 +215,14 @@ mod tests {
         assert!(!p.next_frame(&mut f, t));
         assert!(!p.is_talking());
         assert_eq!(p.spurt().0, 1);
+        assert!(
+            p.recent_level() >= 100.0,
+            "the voiced frames are remembered"
+        );
+        for _ in 0..16 {
+            p.next_frame(&mut f, t);
+        }
+        assert_eq!(p.recent_level(), 0.0, "and forgotten after 320 ms");
     }
 
     #[test]

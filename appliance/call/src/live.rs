@@ -130,8 +130,6 @@ struct Shared {
     digits: AtomicBool,
     barge_ins: AtomicU32,
     echo_suppressed: AtomicU32,
-    /// RMS of robot frames recently sent (moving), as f32 bits.
-    robot_level: AtomicU32,
 }
 
 fn rms(frame: &[i16]) -> f32 {
@@ -158,7 +156,6 @@ pub fn run_call(
         digits: AtomicBool::new(false),
         barge_ins: AtomicU32::new(0),
         echo_suppressed: AtomicU32::new(0),
-        robot_level: AtomicU32::new(0),
     });
     let (utter_tx, utter_rx) = mpsc::sync_channel(UTTERANCES);
     let closed = Arc::new(AtomicBool::new(false));
@@ -427,16 +424,12 @@ fn say(
     let was_talking = shared.playout.is_talking();
     let mut samples = 0usize;
     let playout = shared.playout.clone();
-    let level = &shared.robot_level;
     let (first_ms, source) = engine.speak_to(reply, &cancel, &mut |chunk: &Pcm| {
         if cancel.is_cancelled() {
             return;
         }
         let pcm = chunk.to_i16();
         samples += pcm.len();
-        let loud = rms(&pcm);
-        let prev = f32::from_bits(level.load(Ordering::Relaxed));
-        level.store(prev.max(loud).to_bits(), Ordering::Relaxed);
         playout.push(&pcm);
     })?;
     // The first voice packet of this reply: the next spurt to start (if the
@@ -503,16 +496,12 @@ fn listen(
             Patience::Normal
         });
         let talking = shared.playout.is_talking();
-        let robot_level = f32::from_bits(shared.robot_level.load(Ordering::Relaxed));
-        if !talking {
-            // The robot's level decays once it stops.
-            shared
-                .robot_level
-                .store((robot_level * 0.9).to_bits(), Ordering::Relaxed);
-        }
+        // The loudest robot frame of the last 320 ms: its echo comes back
+        // attenuated within that window, a caller talking over the robot
+        // is about as loud as it.
+        let robot_level = shared.playout.recent_level();
         let mut speech = vad.is_speech(&frame.0).unwrap_or(false);
-        if speech && talking && rms(&frame.0) < robot_level * config.echo_ratio {
-            // Quieter than the robot's own voice while it talks: echo.
+        if speech && robot_level > 0.0 && rms(&frame.0) < robot_level * config.echo_ratio {
             speech = false;
         }
         match ep.push(&frame.0, speech) {

@@ -1,0 +1,208 @@
+//! The live loop against its own echo: a line that plays the robot's
+//! outgoing audio back into the caller side (delayed 60 ms, 10 dB down, as
+//! a telephone hybrid does) while the caller says nothing. Any barge-in is a
+//! false one: the robot would cut itself off. Real whisper and Piper.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vb_audio::line::{LineEvent, Playout};
+use vb_audio::Frame8k;
+use vb_call::{
+    run_call, CallEngine, EngineConfig, Line, LineEvents, LiveConfig, Models, LINE_RATE,
+};
+use vb_dialog::Robot;
+
+/// Drains the playout every 20 ms like an RTP sender and returns the echo,
+/// plus the caller's own speech from frame `caller_at` on.
+struct EchoLine {
+    playout: Arc<Playout>,
+    delay: VecDeque<Frame8k>,
+    gain: f32,
+    next: Instant,
+    hung_up: Arc<AtomicBool>,
+    caller: Vec<i16>,
+    caller_at: usize,
+    frame: usize,
+    /// Frame index of each tick on which the robot sent voice.
+    robot_frames: Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl LineEvents for EchoLine {
+    fn next_event(&mut self) -> Option<LineEvent> {
+        if self.hung_up.load(Ordering::SeqCst) {
+            return None;
+        }
+        let now = Instant::now();
+        if self.next > now {
+            std::thread::sleep(self.next - now);
+        }
+        self.next += Duration::from_millis(20);
+        let mut sent = Frame8k::default();
+        if self.playout.next_frame(&mut sent, Instant::now()) {
+            self.robot_frames.lock().unwrap().push(self.frame);
+        }
+        self.delay.push_back(sent);
+        let mut echo = self.delay.pop_front().unwrap_or_default();
+        let caller_from = self.frame.checked_sub(self.caller_at).map(|k| k * 160);
+        for (i, s) in echo.0.iter_mut().enumerate() {
+            let voice = caller_from
+                .and_then(|base| self.caller.get(base + i))
+                .copied()
+                .unwrap_or(0);
+            *s =
+                ((f32::from(*s) * self.gain) as i32 + i32::from(voice)).clamp(-32768, 32767) as i16;
+        }
+        self.frame += 1;
+        Some(LineEvent::Audio(echo))
+    }
+}
+
+struct Control(Arc<AtomicBool>);
+
+impl Line for Control {
+    fn hangup(&self, _reason: &str) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn transfer(&self, _target: &str) -> Result<(), String> {
+        Err("no transfer on this line".into())
+    }
+    fn end_reason(&self) -> Option<String> {
+        None
+    }
+}
+
+#[test]
+fn the_robot_does_not_barge_in_on_its_own_echo() {
+    let models = Models::open(None);
+    let robot = Robot::builtin("reception-en").unwrap();
+    let mut stt = models.transcriber("whisper-base", 2).unwrap();
+    let mut tts = models.tts().unwrap();
+    let mut engine = CallEngine::new(
+        &mut stt,
+        &mut tts,
+        &robot,
+        EngineConfig {
+            out_rate: LINE_RATE,
+            ..EngineConfig::default()
+        },
+    );
+    let playout = Arc::new(Playout::new(8000 * 60));
+    let hung_up = Arc::new(AtomicBool::new(false));
+    let line = EchoLine {
+        playout: playout.clone(),
+        // 3 frames = 60 ms of round trip.
+        delay: VecDeque::from(vec![Frame8k::default(); 3]),
+        gain: 0.316, // -10 dB
+        next: Instant::now(),
+        hung_up: hung_up.clone(),
+        caller: Vec::new(),
+        caller_at: usize::MAX,
+        frame: 0,
+        robot_frames: Default::default(),
+    };
+    let config = LiveConfig {
+        silence_timeout: Duration::from_secs(2),
+        max_duration: Duration::from_secs(90),
+        ..LiveConfig::default()
+    };
+    let (record, stats) = run_call(
+        &mut engine,
+        &robot,
+        Box::new(line),
+        &Control(hung_up),
+        playout.clone(),
+        &config,
+        ("piper", "whisper-base"),
+    )
+    .unwrap();
+    assert_eq!(
+        stats.barge_ins, 0,
+        "false barge-ins on the robot's own echo: {stats:?}"
+    );
+    // The robot spoke every phrase whole and ended on the silence rule:
+    // greeting, the silence prompt(s), goodbye.
+    assert_eq!(record.end_reason, "silence", "record: {record:#?}");
+    assert!(record.turns.len() >= 3, "turns: {:#?}", record.turns);
+    assert!(
+        record.turns.iter().all(|t| t.caller_transcript.is_empty()),
+        "echo was transcribed as the caller: {:#?}",
+        record.turns
+    );
+    assert_eq!(playout.stats().flushed, 0, "nothing was cut off");
+}
+
+#[test]
+fn a_caller_talking_over_the_robot_stops_it_within_200_ms_and_is_heard() {
+    let models = Models::open(None);
+    let robot = Robot::builtin("reception-en").unwrap();
+    let mut stt = models.transcriber("whisper-base", 2).unwrap();
+    let mut tts = models.tts().unwrap();
+    let caller = tts
+        .synthesize_cached("en", "My name is John Smith.", LINE_RATE)
+        .unwrap()
+        .to_i16();
+    let mut engine = CallEngine::new(
+        &mut stt,
+        &mut tts,
+        &robot,
+        EngineConfig {
+            out_rate: LINE_RATE,
+            ..EngineConfig::default()
+        },
+    );
+    let playout = Arc::new(Playout::new(8000 * 60));
+    let hung_up = Arc::new(AtomicBool::new(false));
+    let robot_frames = Arc::new(std::sync::Mutex::new(Vec::new()));
+    // The caller starts 2 s into the greeting (which lasts about 6 s).
+    let caller_at = 100;
+    let line = EchoLine {
+        playout: playout.clone(),
+        delay: VecDeque::from(vec![Frame8k::default(); 3]),
+        gain: 0.316,
+        next: Instant::now(),
+        hung_up: hung_up.clone(),
+        caller,
+        caller_at,
+        frame: 0,
+        robot_frames: robot_frames.clone(),
+    };
+    let config = LiveConfig {
+        silence_timeout: Duration::from_secs(2),
+        max_duration: Duration::from_secs(60),
+        ..LiveConfig::default()
+    };
+    let (record, stats) = run_call(
+        &mut engine,
+        &robot,
+        Box::new(line),
+        &Control(hung_up),
+        playout.clone(),
+        &config,
+        ("piper", "whisper-base"),
+    )
+    .unwrap();
+    assert!(stats.barge_ins >= 1, "no barge-in: {stats:?}");
+    let frames = robot_frames.lock().unwrap().clone();
+    assert!(
+        frames.contains(&(caller_at - 1)),
+        "the robot was talking when the caller started"
+    );
+    // Frames are the line's clock, so this is exact whatever the CPU did:
+    // the first frame after the caller started on which the robot was silent.
+    let stopped = (caller_at..).find(|f| !frames.contains(f)).unwrap();
+    assert!(
+        stopped - caller_at <= 10,
+        "the robot went on for {} ms after the caller started talking",
+        (stopped - caller_at) * 20
+    );
+    let heard: String = record
+        .turns
+        .iter()
+        .map(|t| t.caller_transcript.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(heard.contains("john smith"), "caller's words: {heard:?}");
+}
