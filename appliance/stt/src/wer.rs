@@ -17,7 +17,8 @@ pub fn word_error_rate(reference: &str, hypothesis: &str) -> f32 {
 /// Words as WER compares them: lower case, `ё` as `е`, punctuation and hyphens
 /// as spaces, and each run of digits spelt out (in Russian when the text has
 /// Cyrillic letters, else English), since whisper writes "5" where the
-/// reference says "five".
+/// reference says "five": one or two digits as a number ("21" is "twenty
+/// one"), three or more digit by digit, as phone numbers are read.
 pub fn wer_words(text: &str) -> Vec<String> {
     let cyrillic = text.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c));
     let mut words = Vec::new();
@@ -27,17 +28,34 @@ pub fn wer_words(text: &str) -> Vec<String> {
         if digits.is_empty() {
             return;
         }
-        let spelt = digits
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| {
-                if cyrillic {
-                    russian_number(n)
-                } else {
-                    english_number(n)
-                }
-            })
-            .unwrap_or_else(|| digits.clone());
+        // Three digits or more are a phone number or a code, which people
+        // (and the box) read digit by digit: "555" is "five five five".
+        let spelt = if digits.len() >= 3 {
+            digits
+                .chars()
+                .filter_map(|d| {
+                    let n = u64::from(d.to_digit(10)?);
+                    if cyrillic {
+                        russian_number(n)
+                    } else {
+                        english_number(n)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            digits
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| {
+                    if cyrillic {
+                        russian_number(n)
+                    } else {
+                        english_number(n)
+                    }
+                })
+                .unwrap_or_else(|| digits.clone())
+        };
         words.extend(spelt.split(' ').map(str::to_owned));
         digits.clear();
     };
@@ -295,7 +313,15 @@ mod tests {
     }
 
     #[test]
-    fn numbers_too_large_stay_as_digits() {
-        assert_eq!(wer_words("call 89161234567"), ["call", "89161234567"]);
+    fn long_digit_runs_are_read_digit_by_digit() {
+        assert_eq!(
+            wer_words("call 555-0199"),
+            ["call", "five", "five", "five", "zero", "one", "nine", "nine"]
+        );
+        assert_eq!(
+            word_error_rate("five five five, one two three", "555-123"),
+            0.0
+        );
+        assert_eq!(wer_words("89"), ["eighty", "nine"]);
     }
 }
