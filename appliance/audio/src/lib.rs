@@ -22,7 +22,7 @@
 //! - [`g711`]: mu-law and A-law.
 //! - [`frame`]: fixed 20 ms frames and the allocation-free [`frame::Framer`].
 //! - [`ring`]: the lock-free frame ring between a real-time thread and the rest.
-//! - [`line`]: what a phone line exchanges with the call loop: [`line::LineEvent`]s in,
+//! - [`mod@line`]: what a phone line exchanges with the call loop: [`line::LineEvent`]s in,
 //!   the [`line::Playout`] queue of robot speech out (flushed on barge-in).
 //! - [`AudioError`]: the crate's error type.
 
