@@ -15,7 +15,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use vb_audio::line::{LineEvent, Playout};
@@ -149,7 +149,6 @@ pub fn run_call(
     names: (&str, &str),
 ) -> Result<(CallRecord, LiveStats), CallError> {
     let started = Instant::now();
-    let started_wall = SystemTime::now();
     let shared = Arc::new(Shared {
         playout: playout.clone(),
         turn: Mutex::new(CancelToken::new()),
@@ -361,7 +360,6 @@ pub fn run_call(
         duration_ms: started.elapsed().as_millis() as u64,
         audio_rate: LINE_RATE,
     };
-    let _ = started_wall;
     let stats = LiveStats {
         barge_ins: shared.barge_ins.load(Ordering::SeqCst),
         echo_suppressed: shared.echo_suppressed.load(Ordering::SeqCst),
