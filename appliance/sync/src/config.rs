@@ -181,7 +181,29 @@ pub struct SyncConfig {
     pub retention: vb_store::Retention,
 }
 
-fn read_limited(
+impl SyncConfig {
+    /// A config with the `[sync]` defaults (metrics every 60 s, reconnect
+    /// backoff up to 60 s, outbox re-read every 500 ms, 512 MB / 100000
+    /// calls retention) for a broker validated elsewhere (the daemon's own
+    /// config file carries the broker under `[mqtt]`).
+    pub fn with_defaults(device_id: String, store: PathBuf, broker: BrokerConn) -> SyncConfig {
+        SyncConfig {
+            device_id,
+            store,
+            broker,
+            metrics_interval: Some(Duration::from_secs(default_metrics())),
+            backoff_max: Duration::from_secs(default_backoff()),
+            outbox_poll: Duration::from_millis(default_poll()),
+            retention: vb_store::Retention {
+                max_bytes: default_retention_mb().saturating_mul(1024 * 1024),
+                max_calls: default_retention_calls(),
+            },
+        }
+    }
+}
+
+/// Reads a file of at most `max` bytes, or says why not in `problems`.
+pub fn read_limited(
     path: &Path,
     max: usize,
     what: &str,

@@ -3,16 +3,30 @@
 //!
 //! Tokio runs the SIP agent and the media tasks; each call's loop runs on
 //! its own threads (whisper and onnxruntime are blocking) with an engine set
-//! from a pool sized by the call limit. Every call writes a JSON record.
+//! from a pool sized by the call limit. Every call is kept as a JSON record
+//! and in the store; with a fleet broker in the box config (`--config`,
+//! `$VOICEBLOCK_CONFIG`) the sync agent runs in the same runtime and
+//! delivers the store's outbox.
+//!
+//! ```text
+//!  SIP agent ──Call──► thread per call: run_call ──► SipCallRecord ──► CallSink
+//!                                                     JSON file ◄──────┤
+//!                      store (calls, turns, lead, outbox) ◄────────────┤
+//!                      sync agent ◄── outbox_changed ◄─────────────────┘
+//!                         └─ status/metrics from DaemonStatus (registration, calls, latency)
+//! ```
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use vb_audio::line::LineEvent;
@@ -22,7 +36,9 @@ use vb_call::{
 use vb_dialog::Robot;
 use vb_sip::agent::CallDirection;
 use vb_sip::{Call, CallControl, RegState, SipAgent, SipConfig};
+use vb_store::{Store, Timestamp};
 use vb_stt::WhisperTranscriber;
+use vb_sync::SyncHandle;
 use vb_tts::Tts;
 
 use crate::commands::load_robot;
@@ -77,6 +93,124 @@ pub struct LineArgs {
     /// On SIGTERM: how long calls in progress may go on (s) before BYE.
     #[arg(long, default_value_t = 20)]
     pub drain: u64,
+    /// The store of calls, leads and the fleet outbox; default
+    /// $STATE_DIRECTORY/voiceblock.db or ~/.local/state/voiceblock/voiceblock.db.
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// The box's provisioned config (`voiceblock provision` writes it, the
+    /// systemd unit sets $VOICEBLOCK_CONFIG). Its SIP account, call limit,
+    /// robot, store and fleet broker replace the flags above; without it the
+    /// flags' defaults run the box alone, offline.
+    #[arg(long, value_name = "FILE", env = "VOICEBLOCK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The SIP password from the config's secrets file (never a flag:
+    /// command lines are visible to every user of the box).
+    #[arg(skip)]
+    pub sip_password: Option<String>,
+}
+
+/// What `run` needs besides the line: the store, and fleet sync when the
+/// config names a broker.
+struct BoxSetup {
+    db: PathBuf,
+    sync: Option<vb_sync::SyncConfig>,
+}
+
+/// Applies the provisioned config (if any) over the flags.
+fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
+    let Some(path) = args.config.clone() else {
+        let db = args
+            .db
+            .clone()
+            .unwrap_or_else(|| state_dir().join("voiceblock.db"));
+        return Ok((args, BoxSetup { db, sync: None }));
+    };
+    let cfg = crate::config::Config::load(&path)
+        .with_context(|| format!("the box config {} (run `voiceblock check`)", path.display()))?;
+    args.listen = cfg.sip.listen;
+    args.user = cfg.sip.user.clone();
+    args.registrar = cfg
+        .sip
+        .registrar
+        .as_ref()
+        .map(|r| format!("{}:{}", r.host, r.port));
+    args.password_file = None;
+    args.sip_password = cfg.secrets.sip_password.clone();
+    args.max_calls = cfg.sip.max_calls as usize;
+    let folder = cfg.robots_dir.join(&cfg.robot);
+    args.robot = if folder.join("robot.toml").is_file() {
+        folder.display().to_string()
+    } else {
+        cfg.robot.clone()
+    };
+    let db = args.db.clone().unwrap_or_else(|| cfg.store_path.clone());
+    let sync = match &cfg.mqtt {
+        None => None,
+        Some(m) => Some(fleet_sync_config(&cfg, m, &db)?),
+    };
+    Ok((args, BoxSetup { db, sync }))
+}
+
+/// The sync agent's settings from the box config's `[mqtt]` and secrets.
+fn fleet_sync_config(
+    cfg: &crate::config::Config,
+    m: &crate::config::Mqtt,
+    db: &Path,
+) -> Result<vb_sync::SyncConfig> {
+    let where_ = || format!("{}: [mqtt]", cfg.path.display());
+    if !m.tls {
+        bail!("{}: tls = false: fleet sync runs over TLS only", where_());
+    }
+    let Some(ca_file) = &m.ca_file else {
+        bail!(
+            "{}: ca_file is missing: name the CA that signed the fleet broker's certificate",
+            where_()
+        );
+    };
+    let ca_file = if ca_file.is_absolute() {
+        ca_file.clone()
+    } else {
+        cfg.path.parent().unwrap_or(Path::new(".")).join(ca_file)
+    };
+    let mut problems = Vec::new();
+    let ca_pem = vb_sync::config::read_limited(
+        &ca_file,
+        vb_sync::config::MAX_CA_BYTES,
+        "ca_file",
+        &mut problems,
+    );
+    let ca_pem = match ca_pem {
+        Some(pem) if vb_sync::tls::parse_ca(&pem).is_ok() => pem,
+        Some(_) => bail!(
+            "{}: {} holds no PEM certificate",
+            where_(),
+            ca_file.display()
+        ),
+        None => bail!("{}: {}", where_(), problems.join("; ")),
+    };
+    let broker = vb_sync::config::BrokerConn {
+        host: m.broker.host.clone(),
+        port: m.broker.port,
+        ca_file,
+        ca_pem,
+        username: Some(m.username.clone()),
+        password: cfg.secrets.mqtt_password.clone(),
+        keepalive: Duration::from_secs(30),
+    };
+    Ok(vb_sync::SyncConfig::with_defaults(
+        cfg.device_id.clone(),
+        db.to_path_buf(),
+        broker,
+    ))
+}
+
+/// $STATE_DIRECTORY (systemd) or ~/.local/state/voiceblock.
+fn state_dir() -> PathBuf {
+    if let Some(state) = std::env::var_os("STATE_DIRECTORY") {
+        return PathBuf::from(state);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".local/state/voiceblock")
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -94,6 +228,7 @@ fn parse_range(s: &str) -> Result<(u16, u16), String> {
 impl LineArgs {
     fn sip_config(&self) -> Result<SipConfig> {
         let password = match &self.password_file {
+            None if self.sip_password.is_some() => self.sip_password.clone(),
             Some(path) => Some(
                 std::fs::read_to_string(path)
                     .with_context(|| format!("reading the SIP password from {}", path.display()))?
@@ -133,14 +268,10 @@ impl LineArgs {
     }
 
     fn records_dir(&self) -> PathBuf {
-        if let Some(d) = &self.records {
-            return d.clone();
+        match &self.records {
+            Some(d) => d.clone(),
+            None => state_dir().join("calls"),
         }
-        if let Some(state) = std::env::var_os("STATE_DIRECTORY") {
-            return PathBuf::from(state).join("calls");
-        }
-        let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-        PathBuf::from(home).join(".local/state/voiceblock/calls")
     }
 }
 
@@ -261,6 +392,133 @@ pub struct RtpSummary {
     pub rtcp_received: u64,
 }
 
+/// The daemon's state for health, metrics and the fleet's status message.
+#[derive(Debug, Default)]
+pub(crate) struct DaemonStatus {
+    /// Calls in progress.
+    active: AtomicUsize,
+    /// Calls finished (any end).
+    calls: AtomicU64,
+    /// Calls that ended in an internal error.
+    failed: AtomicU64,
+    /// The registration, as words.
+    registration: Mutex<String>,
+    /// Wire turn latencies of the most recent turns (ms), newest last.
+    latencies: Mutex<VecDeque<u64>>,
+}
+
+/// Turn latencies kept for the percentiles in the metrics.
+const LATENCY_WINDOW: usize = 200;
+
+impl DaemonStatus {
+    fn set_registration(&self, state: &RegState) {
+        let words = match state {
+            RegState::NotConfigured => "direct calls only".to_string(),
+            RegState::Registering => "registering".to_string(),
+            RegState::Registered { expires } => format!("registered ({expires} s)"),
+            RegState::Failed { reason } => format!("failed: {reason}"),
+            other => format!("{other:?}"),
+        };
+        *self.registration.lock().unwrap_or_else(|p| p.into_inner()) = words;
+    }
+
+    fn call_ended(&self, record: Option<&SipCallRecord>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let Some(record) = record else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let mut l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        for t in record.call.turns.iter().filter(|t| t.index > 0) {
+            if l.len() == LATENCY_WINDOW {
+                l.pop_front();
+            }
+            l.push_back(t.timings.turn_latency_ms);
+        }
+    }
+
+    /// Health for the fleet's retained status.
+    pub(crate) fn health(&self) -> Value {
+        json!({
+            "mode": "daemon",
+            "sip": *self.registration.lock().unwrap_or_else(|p| p.into_inner()),
+            "active_calls": self.active.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Calls, turn latency percentiles, memory.
+    pub(crate) fn metrics(&self) -> Value {
+        let mut l: Vec<u64> = self
+            .latencies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        l.sort_unstable();
+        let pct = |p: usize| (!l.is_empty()).then(|| l[(l.len() - 1) * p / 100]);
+        json!({
+            "calls": self.calls.load(Ordering::Relaxed),
+            "calls_failed": self.failed.load(Ordering::Relaxed),
+            "active_calls": self.active.load(Ordering::Relaxed),
+            "turns_measured": l.len(),
+            "turn_latency_p50_ms": pct(50),
+            "turn_latency_p95_ms": pct(95),
+            "rss_bytes": rss_bytes(),
+        })
+    }
+}
+
+/// Resident memory of this process, from /proc/self/statm.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}
+
+/// Where a finished call goes: its JSON file, the store (whose outbox the
+/// sync agent delivers to the fleet), and the status counters.
+struct CallSink {
+    records: PathBuf,
+    store: Arc<Store>,
+    sync: Option<SyncHandle>,
+    status: Arc<DaemonStatus>,
+}
+
+impl CallSink {
+    /// Keeps the record: JSON first (a store failure, e.g. a full disk,
+    /// still leaves the file), then the store in one transaction, then a
+    /// wake-up for the sync agent.
+    fn keep(&self, record: &SipCallRecord) -> Result<()> {
+        let file = write_record(&self.records, record);
+        let mut row = crate::fleet::new_call(
+            &record.call,
+            Some(record.from.clone()),
+            Timestamp(record.started_ms as i64),
+        );
+        // The whole record, with the SIP and RTP facts, goes with the call.
+        if let Ok(full) = serde_json::to_value(record) {
+            row.record = full;
+        }
+        let stored = self.store.record_call(&row);
+        if let Some(sync) = &self.sync {
+            sync.outbox_changed();
+        }
+        let file = file?;
+        let id = stored.with_context(|| {
+            format!(
+                "storing call {} (its record is in {})",
+                record.call_id,
+                file.display()
+            )
+        })?;
+        tracing::debug!(call_id = %record.call_id, stored = %id, file = %file.display(), "call kept");
+        Ok(())
+    }
+}
+
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -274,7 +532,7 @@ fn serve_call(
     pool: &Pool,
     robot: &Robot,
     live: &LiveConfig,
-    records: &Path,
+    sink: &CallSink,
     runtime: tokio::runtime::Handle,
 ) -> Result<SipCallRecord> {
     let Call {
@@ -333,7 +591,7 @@ fn serve_call(
             return Err(e.into());
         }
     };
-    use std::sync::atomic::Ordering::Relaxed;
+    use Ordering::Relaxed;
     let record = SipCallRecord {
         call_id: info.call_id.clone(),
         direction: match info.direction {
@@ -359,7 +617,7 @@ fn serve_call(
         live: live_stats,
         call: call_record,
     };
-    write_record(records, &record)?;
+    sink.keep(&record)?;
     Ok(record)
 }
 
@@ -377,6 +635,16 @@ fn write_record(dir: &Path, record: &SipCallRecord) -> Result<PathBuf> {
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(path)
+}
+
+/// Opens (creating its folder) the store every call is kept in.
+fn open_store(db: &Path) -> Result<Arc<Store>> {
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(Arc::new(Store::open(db).with_context(|| {
+        format!("opening the store {}", db.display())
+    })?))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -420,11 +688,13 @@ fn prepare(models: &Models, args: &LineArgs, threads: usize) -> Result<(Arc<Pool
 
 /// `voiceblock run`: the daemon.
 pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
+    let (args, setup) = resolve(args)?;
     let (pool, robot) = prepare(models, &args, threads)?;
-    let records = args.records_dir();
     let live = args.live_config();
     let rt = runtime()?;
     let handle = rt.handle().clone();
+    let status = Arc::new(DaemonStatus::default());
+    let store = open_store(&setup.db)?;
     // systemd: READY once listening, WATCHDOG while the runtime that
     // carries SIP and media turns over, STOPPING while draining.
     let notifier = crate::systemd::Notifier::from_env()?.map(Arc::new);
@@ -438,12 +708,40 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
     };
     let result = rt.block_on(async move {
         let cancel = CancellationToken::new();
+        // Fleet sync: the agent delivers the store's outbox; without a
+        // broker in the config, leads wait in the store (`leads export`).
+        let (sync, sync_task) = match setup.sync {
+            Some(config) => {
+                let device = Arc::new(crate::fleet::BoxDevice::new(
+                    args.config.clone().unwrap_or_default(),
+                    setup.db.with_file_name("pushed-config.json"),
+                    store.clone(),
+                    Some(status.clone()),
+                ));
+                println!(
+                    "voiceblock: fleet sync to {} as {}",
+                    config.broker.addr(),
+                    config.device_id
+                );
+                let (h, task) =
+                    vb_sync::spawn(store.clone(), config, device, cancel.child_token(), None)?;
+                (Some(h), Some(task))
+            }
+            None => (None, None),
+        };
+        let sink = Arc::new(CallSink {
+            records: args.records_dir(),
+            store: store.clone(),
+            sync,
+            status: status.clone(),
+        });
         let (agent, mut calls) = SipAgent::start(args.sip_config()?, cancel.clone()).await?;
         if let Some(n) = &notifier {
             n.ready(&format!("listening on {}", agent.listen()))?;
         }
         let mut beat = tokio::time::interval(Duration::from_secs(1));
         let mut reg = agent.registration();
+        status.set_registration(&reg.borrow_and_update().clone());
         println!(
             "voiceblock: listening on sip:{}@{} (robot {}, up to {} calls){}",
             args.user,
@@ -465,13 +763,17 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                     let pool = pool.clone();
                     let robot = robot.clone();
                     let live = live.clone();
-                    let records = records.clone();
+                    let sink = sink.clone();
                     let handle = handle.clone();
                     std::thread::Builder::new()
                         .name("vb-call".into())
                         .spawn(move || {
                             let call_id = call.info.call_id.clone();
-                            match serve_call(call, &pool, &robot, &live, &records, handle) {
+                            sink.status.active.fetch_add(1, Ordering::Relaxed);
+                            let result = serve_call(call, &pool, &robot, &live, &sink, handle);
+                            sink.status.active.fetch_sub(1, Ordering::Relaxed);
+                            sink.status.call_ended(result.as_ref().ok());
+                            match result {
                                 Ok(r) => tracing::info!(%call_id, end = %r.call.end_reason, turns = r.call.turns.len(), "call ended"),
                                 Err(e) => tracing::error!(%call_id, error = %format!("{e:#}"), "call failed"),
                             }
@@ -481,6 +783,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                 changed = reg.changed() => {
                     if changed.is_ok() {
                         let state = reg.borrow_and_update().clone();
+                        status.set_registration(&state);
                         if let RegState::Failed { reason } = &state {
                             eprintln!("voiceblock: registration failed: {reason} (retrying)");
                         } else if let RegState::Registered { .. } = state {
@@ -498,8 +801,13 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             let _ = n.stopping(&format!("draining {} call(s)", agent.active_calls()));
         }
         agent.shutdown(Duration::from_secs(args.drain)).await;
-        // Let call threads write their records.
+        // Let call threads write their records, then give the sync agent a
+        // moment to deliver them (what it cannot stays in the outbox).
         tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+        if let Some(task) = sync_task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
         anyhow::Ok(())
     });
     if let Some(w) = watchdog {
@@ -510,8 +818,14 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
 
 /// `voiceblock call TARGET`: place one call, run the robot, print the record.
 pub fn call(models: &Models, target: &str, args: LineArgs, threads: usize) -> Result<()> {
+    let (args, setup) = resolve(args)?;
     let (pool, robot) = prepare(models, &args, threads)?;
-    let records = args.records_dir();
+    let sink = Arc::new(CallSink {
+        records: args.records_dir(),
+        store: open_store(&setup.db)?,
+        sync: None,
+        status: Arc::new(DaemonStatus::default()),
+    });
     let live = args.live_config();
     let rt = runtime()?;
     let handle = rt.handle().clone();
@@ -544,12 +858,12 @@ pub fn call(models: &Models, target: &str, args: LineArgs, threads: usize) -> Re
             let pool = pool.clone();
             let robot = robot.clone();
             let live = live.clone();
-            let records = records.clone();
+            let sink = sink.clone();
             let handle = handle.clone();
             std::thread::Builder::new()
                 .name("vb-call".into())
                 .spawn(move || {
-                    let _ = done_tx.send(serve_call(call, &pool, &robot, &live, &records, handle));
+                    let _ = done_tx.send(serve_call(call, &pool, &robot, &live, &sink, handle));
                 })
                 .context("starting the call thread")?;
         }

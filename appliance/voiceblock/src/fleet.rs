@@ -234,17 +234,39 @@ pub fn leads(action: LeadsAction) -> Result<()> {
 /// Log lines kept for the `logs` command.
 const LOG_RING: usize = 1000;
 
-/// The standalone agent's side of the [`Device`] seam: it applies pushed
-/// configs by writing them where the daemon reads them, and keeps its own
-/// recent log lines. It has no outbound queue (that lives in `voiceblock run`).
-struct StandaloneDevice {
+/// The box's side of the [`Device`] seam, for the standalone `voiceblock
+/// sync` and for the agent inside `voiceblock run`: it applies pushed
+/// configs by writing them where the daemon reads them at its next start,
+/// keeps its own recent log lines, and reports the daemon's health and
+/// metrics when it runs inside it. The outbound queue is not there yet.
+pub(crate) struct BoxDevice {
     config_path: PathBuf,
     applied_path: PathBuf,
     store: Arc<Store>,
     logs: Mutex<VecDeque<String>>,
+    /// The daemon's calls and registration, when the agent runs inside
+    /// `voiceblock run`.
+    daemon: Option<Arc<crate::daemon::DaemonStatus>>,
 }
 
-impl StandaloneDevice {
+impl BoxDevice {
+    /// The device side for the agent; `daemon` is `None` for the standalone
+    /// `voiceblock sync`.
+    pub(crate) fn new(
+        config_path: PathBuf,
+        applied_path: PathBuf,
+        store: Arc<Store>,
+        daemon: Option<Arc<crate::daemon::DaemonStatus>>,
+    ) -> BoxDevice {
+        BoxDevice {
+            config_path,
+            applied_path,
+            store,
+            logs: Mutex::new(VecDeque::new()),
+            daemon,
+        }
+    }
+
     fn log(&self, line: String) {
         eprintln!("{line}");
         let mut l = self.logs.lock().unwrap_or_else(|p| p.into_inner());
@@ -255,7 +277,7 @@ impl StandaloneDevice {
     }
 }
 
-impl Device for StandaloneDevice {
+impl Device for BoxDevice {
     fn apply_config(&self, version: u64, config: &Value) -> Result<(), Vec<String>> {
         // Written to a temporary file and renamed: the file in force is
         // replaced whole or not at all.
@@ -267,6 +289,11 @@ impl Device for StandaloneDevice {
             .map_err(|e| vec![format!("cannot write {}: {e}", self.applied_path.display())])
     }
     fn reload(&self) -> Result<Value, String> {
+        if self.daemon.is_some() {
+            return crate::config::Config::load(&self.config_path)
+                .map(|_| json!({ "config": self.config_path, "valid": true, "note": "SIP, robot and broker settings take effect at the next start" }))
+                .map_err(|e| e.to_string());
+        }
         SyncConfig::load(&self.config_path)
             .map(|_| json!({ "config": self.config_path, "valid": true, "note": "broker settings take effect at the next start" }))
             .map_err(|e| e.to_string())
@@ -282,10 +309,17 @@ impl Device for StandaloneDevice {
         Err("no outbound queue here: this is the standalone sync agent; the queue runs in `voiceblock run`".into())
     }
     fn health(&self) -> Value {
-        json!({ "mode": "sync", "outbox_depth": self.store.outbox_depth().ok() })
+        let mut h = match &self.daemon {
+            Some(d) => d.health(),
+            None => json!({ "mode": "sync" }),
+        };
+        h["outbox_depth"] = json!(self.store.outbox_depth().ok());
+        h
     }
     fn metrics(&self) -> Value {
-        json!({})
+        self.daemon
+            .as_ref()
+            .map_or_else(|| json!({}), |d| d.metrics())
     }
 }
 
@@ -321,12 +355,12 @@ pub fn sync(args: SyncArgs) -> Result<()> {
             .unwrap_or(Path::new("."))
             .join("pushed-config.json")
     });
-    let device = Arc::new(StandaloneDevice {
-        config_path: args.config.clone(),
+    let device = Arc::new(BoxDevice::new(
+        args.config.clone(),
         applied_path,
-        store: store.clone(),
-        logs: Mutex::new(VecDeque::new()),
-    });
+        store.clone(),
+        None,
+    ));
     rt.block_on(async move {
         let cancel = CancellationToken::new();
         // Events are logged and kept for `logs`; full policy: the agent drops

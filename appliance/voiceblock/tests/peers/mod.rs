@@ -359,7 +359,9 @@ impl Baresip {
 /// The box under test: `voiceblock <args>`.
 pub fn voiceblock(name: &str, args: &[String], dir: &Path) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voiceblock"));
-    cmd.args(args).env("VOICEBLOCK_LOG", "info,rsipstack=warn");
+    cmd.args(args)
+        .env("VOICEBLOCK_LOG", "info,rsipstack=warn")
+        .env_remove("VOICEBLOCK_CONFIG");
     Proc::spawn(name, cmd, dir)
 }
 
