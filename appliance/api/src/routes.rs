@@ -1,4 +1,4 @@
-//! The handlers, one per route, and the route table [`routes`] that both
+//! The handlers, one per route, and the route table (`routes()`) that both
 //! builds the router and is checked against the OpenAPI document.
 
 use std::path::Path;
