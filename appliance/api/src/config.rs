@@ -23,6 +23,9 @@ pub struct ApiConfig {
     pub metrics_public: bool,
     /// Largest request body; bigger ones get 413 naming this limit.
     pub max_body_bytes: usize,
+    /// Requests handled at once; more get 503 with Retry-After at once
+    /// rather than queueing behind SQLite on a 2-core box.
+    pub max_in_flight: usize,
     /// Failed authentications a peer may make within `auth_window` before it
     /// gets 429 until the window passes.
     pub auth_failures: u32,
@@ -44,6 +47,7 @@ impl Default for ApiConfig {
             token: None,
             metrics_public: true,
             max_body_bytes: 1024 * 1024,
+            max_in_flight: 32,
             auth_failures: 10,
             auth_window: Duration::from_secs(60),
             auth_peers: 1024,
@@ -70,6 +74,11 @@ impl ApiConfig {
         if self.max_body_bytes == 0 {
             issues.push(ConfigIssue::Zero {
                 key: "max_body_bytes",
+            });
+        }
+        if self.max_in_flight == 0 {
+            issues.push(ConfigIssue::Zero {
+                key: "max_in_flight",
             });
         }
         if self.auth_failures == 0 {

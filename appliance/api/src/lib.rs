@@ -10,7 +10,7 @@
 //!  TcpListener ──► serve(listener, AppState, CancellationToken)   graceful stop on cancel,
 //!                     │                                          forced after shutdown_grace
 //!                     ▼
-//!  router ── body limit (413 naming it) ── fallback 404 (JSON)
+//!  router ── in-flight cap (503) ── body limit (413 naming it) ── fallback 404 (JSON)
 //!    │
 //!    ├─ /api/health/live ───────────────────────────── open
 //!    ├─ /metrics ── [auth unless metrics_public] ─────► Metrics::render (+ outbox depth, RSS)
@@ -65,6 +65,7 @@ pub(crate) struct Shared {
     config: ApiConfig,
     token: Option<Token>,
     limiter: Mutex<FailureLimiter>,
+    in_flight: Arc<tokio::sync::Semaphore>,
     store: Arc<Store>,
     robots_dir: PathBuf,
     metrics: Arc<Metrics>,
@@ -133,6 +134,7 @@ impl AppState {
                 c.auth_window,
                 c.auth_peers,
             )),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(c.max_in_flight)),
             disk: DiskSpace {
                 path: store_dir,
                 min_free_bytes: c.min_free_disk_bytes,
@@ -169,6 +171,7 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(routes::fallback)
         .layer(DefaultBodyLimit::max(shared.config.max_body_bytes))
+        .layer(from_fn_with_state(shared.clone(), routes::limit_in_flight))
         .with_state(shared)
 }
 

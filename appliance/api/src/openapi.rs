@@ -8,7 +8,7 @@ pub const DOCUMENT: &str = r##"{
   "info": {
     "title": "VoiceBlock box API",
     "version": "1",
-    "description": "Calls, leads, robots, health and metrics of one VoiceBlock box. Every /api/ route but /api/health/live needs `Authorization: Bearer <token>`; repeated failures from one address get 429 with Retry-After. Errors are JSON: {\"error\": \"...\", \"limit\": ...} (limit only when a limit was hit)."
+    "description": "Calls, leads, robots, health and metrics of one VoiceBlock box. Every /api/ route but /api/health/live needs `Authorization: Bearer <token>`; repeated failures from one address get 429 with Retry-After; requests beyond the in-flight limit get 503 with Retry-After. Errors are JSON: {\"error\": \"...\", \"limit\": ...} (limit only when a limit was hit)."
   },
   "components": {
     "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },

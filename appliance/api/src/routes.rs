@@ -464,6 +464,29 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, Problem>
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
+/// Caps the requests handled at once (`max_in_flight`): one more gets 503
+/// with Retry-After at once, so a burst cannot pile blocking SQLite reads
+/// onto the threads the calls need.
+pub(crate) async fn limit_in_flight(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_permit) = shared.in_flight.clone().try_acquire_owned() else {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "busy: {} requests in flight, the limit",
+                shared.config.max_in_flight
+            ),
+        )
+        .with_limit(shared.config.max_in_flight);
+        p.retry_after = Some(1);
+        return p.into_response();
+    };
+    next.run(request).await
+}
+
 /// Any path no route matches.
 pub(crate) async fn fallback() -> Problem {
     Problem::not_found("no such route; GET /api/openapi.json lists them")

@@ -688,3 +688,56 @@ async fn serve_refuses_a_bad_config_and_stops_on_cancel() {
         .await
         .is_err());
 }
+
+/// A readiness source that holds its request until released, to keep one
+/// request in flight.
+struct Held {
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl HealthSource for Held {
+    fn checks(&self) -> Vec<Check> {
+        let _ = self.entered.lock().unwrap().send(());
+        let _ = self
+            .release
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(10));
+        vec![Check::ok("held")]
+    }
+}
+
+#[tokio::test]
+async fn requests_beyond_the_in_flight_limit_get_503_at_once() {
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let held = Held {
+        entered: std::sync::Mutex::new(entered_tx),
+        release: std::sync::Mutex::new(release_rx),
+    };
+    let s = start_with(
+        ApiConfig {
+            max_in_flight: 1,
+            ..config()
+        },
+        Some(Arc::new(held)),
+    )
+    .await;
+    let first = {
+        let req = s.http.get(s.url("/api/health/ready")).bearer_auth(TOKEN);
+        tokio::spawn(async move { req.send().await.unwrap().status() })
+    };
+    tokio::task::spawn_blocking(move || entered_rx.recv_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = s.get("/api/calls").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    assert_eq!(r.json::<Value>().await.unwrap()["limit"], 1);
+    release_tx.send(()).unwrap();
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    assert_eq!(s.get("/api/calls").await.status(), StatusCode::OK);
+    s.stop().await;
+}
