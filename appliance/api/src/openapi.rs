@@ -40,7 +40,7 @@ pub const DOCUMENT: &str = r##"{
       "get": { "summary": "The process is up and serving HTTP.", "security": [], "responses": { "200": { "description": "Live.", "content": { "application/json": { "schema": { "type": "object" } } } } } }
     },
     "/api/health/ready": {
-      "get": { "summary": "Ready to answer calls: disk space plus the daemon's checks (models, SIP, MQTT).", "responses": {
+      "get": { "summary": "Ready to answer calls: disk space, the store, plus the daemon's checks (models, SIP, MQTT).", "responses": {
         "200": { "description": "Ready.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Ready" } } } },
         "503": { "description": "Not ready; reasons lists the failed checks.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Ready" } } } },
         "401": { "$ref": "#/components/responses/Unauthorized" }, "429": { "$ref": "#/components/responses/TooManyRequests" } } }

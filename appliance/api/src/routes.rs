@@ -157,6 +157,14 @@ async fn live() -> Json<Value> {
 async fn ready(State(shared): State<Arc<Shared>>) -> Result<Response, Problem> {
     let checks: Vec<Check> = blocking("readiness checks", move || {
         let mut checks = shared.disk.checks();
+        checks.push(match shared.store.outbox_depth() {
+            Ok(depth) => Check {
+                name: "store".into(),
+                ok: true,
+                reason: Some(format!("{depth} messages waiting in the outbox")),
+            },
+            Err(e) => Check::failed("store", e.to_string()),
+        });
         for source in &shared.health {
             checks.extend(source.checks());
         }
@@ -222,10 +230,11 @@ async fn leads(
     let q = query(q)?;
     let limit = parse_limit(q.limit.as_deref())?;
     let since = parse_since(q.since.as_deref())?;
+    // One more than asked tells whether there are more.
     let mut leads = blocking("reading leads", move || {
         shared
             .store
-            .leads_since(since)
+            .leads_page(since, limit + 1)
             .map_err(store_problem("reading leads"))
     })
     .await?;

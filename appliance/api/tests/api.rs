@@ -595,6 +595,7 @@ async fn readiness_is_503_with_reasons_when_a_source_fails() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["ready"], true);
     assert_eq!(body["checks"][0]["name"], "disk");
+    assert_eq!(body["checks"][1]["name"], "store");
     s.stop().await;
 
     let s = start_with(config(), Some(Arc::new(SipDown))).await;
@@ -605,7 +606,11 @@ async fn readiness_is_503_with_reasons_when_a_source_fails() {
         body["reasons"],
         json!(["sip: not registered with pbx.example: 403 Forbidden"])
     );
-    assert_eq!(body["checks"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        body["checks"].as_array().unwrap().len(),
+        4,
+        "disk, store, models, sip"
+    );
     s.stop().await;
 
     let s = start_with(

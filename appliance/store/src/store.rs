@@ -482,14 +482,25 @@ impl Store {
 
     /// Leads stored at or after `since` (all when `None`), oldest first.
     pub fn leads_since(&self, since: Option<Timestamp>) -> Result<Vec<LeadRow>, StoreError> {
+        self.leads_page(since, usize::MAX)
+    }
+
+    /// The first `limit` leads stored at or after `since`, oldest first (a
+    /// page: ask again with `since` = the last row's time to go on).
+    pub fn leads_page(
+        &self,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<LeadRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(&format!(
-                "{LEAD_SELECT} WHERE l.stored_at >= ?1 ORDER BY l.stored_at, l.call_id"
+                "{LEAD_SELECT} WHERE l.stored_at >= ?1 ORDER BY l.stored_at, l.call_id LIMIT ?2"
             ))
             .map_err(self.err("reading leads"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map([since.map_or(i64::MIN, |t| t.0)], lead_row)
+            .query_map(params![since.map_or(i64::MIN, |t| t.0), limit], lead_row)
             .map_err(self.err("reading leads"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(self.err("reading leads"))
@@ -897,6 +908,9 @@ mod tests {
         assert_eq!(l, s.leads_since(None).unwrap()[0]);
         assert!(s.lead("c2").unwrap().is_none());
         assert!(s.lead("nope").unwrap().is_none());
+        let page = s.leads_page(None, 1).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].call_id, "c1");
     }
 
     #[test]
