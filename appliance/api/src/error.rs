@@ -58,6 +58,14 @@ pub enum ConfigIssue {
         /// The minimum.
         min: usize,
     },
+    /// The token file cannot be used.
+    #[error("api.token_file {path}: {reason}", path = .path.display())]
+    TokenFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why (the OS error, `empty`, `not UTF-8`, too large).
+        reason: String,
+    },
     /// A limit that must be positive is zero.
     #[error("api.{key} must be greater than zero")]
     Zero {

@@ -22,7 +22,8 @@
 //!                                                        └─ openapi.json ─► openapi::DOCUMENT
 //! ```
 //!
-//! - [`config`]: [`ApiConfig`] and its `validate()`.
+//! - [`config`]: [`ApiConfig`] and its `validate()`; [`RawApi`], the `[api]`
+//!   section of the daemon's TOML.
 //! - [`error`]: [`ApiError`] (startup and serving) and the JSON error body.
 //! - `auth` (private): token check and the failed-attempt limiter.
 //! - [`health`]: [`HealthSource`], [`Check`] and the built-in [`DiskSpace`].
@@ -52,7 +53,7 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 use vb_store::Store;
 
-pub use config::ApiConfig;
+pub use config::{ApiConfig, RawApi};
 pub use error::{ApiError, ConfigIssue};
 pub use health::{Check, DiskSpace, HealthSource};
 pub use metrics::{Metrics, Stage};
