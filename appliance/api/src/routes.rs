@@ -31,6 +31,9 @@ pub const MAX_ROBOT_TOML: usize = 64 * 1024;
 /// the work of one request).
 pub const MAX_ROBOTS: usize = 256;
 
+/// The liveness route (open, never limited).
+pub const LIVE_PATH: &str = "/api/health/live";
+
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -71,7 +74,7 @@ fn route(
 pub(crate) fn routes() -> Vec<Route> {
     use Access::*;
     vec![
-        route("get", "/api/health/live", Open, get(live)),
+        route("get", LIVE_PATH, Open, get(live)),
         route("get", "/api/health/ready", Token, get(ready)),
         route("get", "/api/calls", Token, get(calls)),
         route("get", "/api/calls/{id}", Token, get(call)),
@@ -475,12 +478,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, Problem>
 
 /// Caps the requests handled at once (`max_in_flight`): one more gets 503
 /// with Retry-After at once, so a burst cannot pile blocking SQLite reads
-/// onto the threads the calls need.
+/// onto the threads the calls need. Liveness is exempt: a busy box is
+/// alive, and a probe that says otherwise would get it restarted.
 pub(crate) async fn limit_in_flight(
     State(shared): State<Arc<Shared>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if request.uri().path() == LIVE_PATH {
+        return next.run(request).await;
+    }
     let Ok(_permit) = shared.in_flight.clone().try_acquire_owned() else {
         let mut p = Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -741,6 +741,8 @@ async fn requests_beyond_the_in_flight_limit_get_503_at_once() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers()[header::RETRY_AFTER], "1");
     assert_eq!(r.json::<Value>().await.unwrap()["limit"], 1);
+    let r = s.http.get(s.url("/api/health/live")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "liveness is never refused");
     release_tx.send(()).unwrap();
     assert_eq!(first.await.unwrap(), StatusCode::OK);
     assert_eq!(s.get("/api/calls").await.status(), StatusCode::OK);
