@@ -14,12 +14,14 @@
 //!         Store::enforce_retention (byte/row budget; never a call │ Store::pending ─► sync (publish QoS1)
 //!         with an undelivered outbox row)                          │ Store::mark_delivered ◄─ PUBACK
 //!                                │
+//!  Store::leads_since / lead / calls_since / call ──► HTTP API (vb-api)
 //!  Store::leads_since ──export::write_csv | write_json──► `voiceblock leads export`
 //!
 //!  config pushes ──Store::record_config──► config_history (applied | rejected, with errors)
 //! ```
 //!
-//! - [`store`]: opening (integrity check, migrations), writes, queries, retention.
+//! - [`store`]: opening (integrity check, migrations), writes, queries (lists,
+//!   one call with its turns, one lead), retention.
 //! - [`schema`]: the versioned migrations (`PRAGMA user_version`).
 //! - [`model`]: the rows going in and coming out (this crate's own types; the
 //!   binary converts call records and dialog leads into them).
@@ -35,7 +37,7 @@ pub mod store;
 
 pub use error::StoreError;
 pub use model::{
-    CallSummary, ConfigEntry, ConfigOutcome, LeadRow, NewCall, NewLead, NewTurn, OutboxMessage,
-    Speaker, Timestamp,
+    CallDetail, CallSummary, ConfigEntry, ConfigOutcome, LeadRow, NewCall, NewLead, NewTurn,
+    OutboxMessage, Speaker, Timestamp, TurnRow,
 };
 pub use store::{Retention, RetentionReport, Store, Topic};

@@ -214,3 +214,45 @@ pub struct ConfigEntry {
     /// Validation errors when rejected.
     pub errors: Vec<String>,
 }
+
+/// One stored turn of a call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TurnRow {
+    /// Turn number, 0 for the greeting.
+    pub index: u32,
+    /// Who started the turn.
+    pub speaker: Speaker,
+    /// What the caller said.
+    pub caller_text: String,
+    /// What the robot answered.
+    pub robot_text: String,
+    /// Stage timings as stored (the call engine's `TurnTimings`).
+    pub timings: serde_json::Value,
+}
+
+/// A stored call with its turns, for `Store::call`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallDetail {
+    /// Call id.
+    pub id: String,
+    /// Caller.
+    pub caller: Option<String>,
+    /// Answered at.
+    pub started_at: Timestamp,
+    /// Ended at.
+    pub ended_at: Timestamp,
+    /// When the store wrote it.
+    pub stored_at: Timestamp,
+    /// Why it ended.
+    pub end_reason: String,
+    /// Robot.
+    pub robot: String,
+    /// Dialog mode.
+    pub mode: String,
+    /// Robot language.
+    pub language: String,
+    /// Turns in order.
+    pub turns: Vec<TurnRow>,
+    /// Whether the call produced a lead (`Store::lead` reads it).
+    pub has_lead: bool,
+}

@@ -12,7 +12,8 @@ use serde_json::json;
 
 use crate::error::StoreError;
 use crate::model::{
-    CallSummary, ConfigEntry, ConfigOutcome, LeadRow, NewCall, OutboxMessage, Timestamp,
+    CallDetail, CallSummary, ConfigEntry, ConfigOutcome, LeadRow, NewCall, OutboxMessage, Speaker,
+    Timestamp, TurnRow,
 };
 use crate::schema;
 
@@ -84,6 +85,31 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.path).finish()
     }
+}
+
+/// The lead columns [`lead_row`] reads, joined with their call.
+const LEAD_SELECT: &str = "SELECT l.call_id, l.stored_at, c.caller, c.robot, l.name, l.phone, l.request, l.dates, l.city,
+        l.interest, l.summary, l.consent, l.callback_later,
+        EXISTS (SELECT 1 FROM outbox o WHERE o.msg_id = l.call_id || ':lead' AND o.delivered_at IS NOT NULL)
+ FROM leads l JOIN calls c ON c.id = l.call_id";
+
+fn lead_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeadRow> {
+    Ok(LeadRow {
+        call_id: r.get(0)?,
+        stored_at: Timestamp(r.get(1)?).to_rfc3339(),
+        caller: r.get(2)?,
+        robot: r.get(3)?,
+        name: r.get(4)?,
+        phone: r.get(5)?,
+        request: r.get(6)?,
+        dates: r.get(7)?,
+        city: r.get(8)?,
+        interest: r.get(9)?,
+        summary: r.get(10)?,
+        consent: r.get(11)?,
+        callback_later: r.get(12)?,
+        delivered: r.get(13)?,
+    })
 }
 
 fn check_len(what: &'static str, text: &str, max: usize) -> Result<(), StoreError> {
@@ -456,52 +482,62 @@ impl Store {
 
     /// Leads stored at or after `since` (all when `None`), oldest first.
     pub fn leads_since(&self, since: Option<Timestamp>) -> Result<Vec<LeadRow>, StoreError> {
+        self.leads_page(since, usize::MAX)
+    }
+
+    /// The first `limit` leads stored at or after `since`, oldest first (a
+    /// page: ask again with `since` = the last row's time to go on).
+    pub fn leads_page(
+        &self,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<LeadRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT l.call_id, l.stored_at, c.caller, c.robot, l.name, l.phone, l.request, l.dates, l.city,
-                        l.interest, l.summary, l.consent, l.callback_later,
-                        EXISTS (SELECT 1 FROM outbox o WHERE o.msg_id = l.call_id || ':lead' AND o.delivered_at IS NOT NULL)
-                 FROM leads l JOIN calls c ON c.id = l.call_id
-                 WHERE l.stored_at >= ?1 ORDER BY l.stored_at, l.call_id",
-            )
+            .prepare_cached(&format!(
+                "{LEAD_SELECT} WHERE l.stored_at >= ?1 ORDER BY l.stored_at, l.call_id LIMIT ?2"
+            ))
             .map_err(self.err("reading leads"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map([since.map_or(i64::MIN, |t| t.0)], |r| {
-                Ok(LeadRow {
-                    call_id: r.get(0)?,
-                    stored_at: Timestamp(r.get(1)?).to_rfc3339(),
-                    caller: r.get(2)?,
-                    robot: r.get(3)?,
-                    name: r.get(4)?,
-                    phone: r.get(5)?,
-                    request: r.get(6)?,
-                    dates: r.get(7)?,
-                    city: r.get(8)?,
-                    interest: r.get(9)?,
-                    summary: r.get(10)?,
-                    consent: r.get(11)?,
-                    callback_later: r.get(12)?,
-                    delivered: r.get(13)?,
-                })
-            })
+            .query_map(params![since.map_or(i64::MIN, |t| t.0), limit], lead_row)
             .map_err(self.err("reading leads"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(self.err("reading leads"))
     }
 
+    /// The lead of one call: `None` when the call is unknown or produced none.
+    pub fn lead(&self, call_id: &str) -> Result<Option<LeadRow>, StoreError> {
+        self.conn()
+            .prepare_cached(&format!("{LEAD_SELECT} WHERE l.call_id = ?1"))
+            .and_then(|mut stmt| stmt.query_row([call_id], lead_row).optional())
+            .map_err(self.err("reading a lead"))
+    }
+
     /// The most recent calls, newest first.
     pub fn recent_calls(&self, limit: usize) -> Result<Vec<CallSummary>, StoreError> {
+        self.calls_since(None, limit)
+    }
+
+    /// Up to `limit` calls that ended at or after `since` (all when `None`),
+    /// newest first.
+    pub fn calls_since(
+        &self,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<CallSummary>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
                 "SELECT c.id, c.caller, c.started_at, c.ended_at, c.end_reason, c.robot,
                         (SELECT COUNT(*) FROM turns t WHERE t.call_id = c.id)
-                 FROM calls c ORDER BY c.ended_at DESC, c.rowid DESC LIMIT ?1",
+                 FROM calls c WHERE c.ended_at >= ?1
+                 ORDER BY c.ended_at DESC, c.rowid DESC LIMIT ?2",
             )
             .map_err(self.err("reading calls"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map([limit as i64], |r| {
+            .query_map(params![since.map_or(i64::MIN, |t| t.0), limit], |r| {
                 Ok(CallSummary {
                     id: r.get(0)?,
                     caller: r.get(1)?,
@@ -515,6 +551,74 @@ impl Store {
             .map_err(self.err("reading calls"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(self.err("reading calls"))
+    }
+
+    /// One call with its turns in order: `None` when the id is unknown.
+    pub fn call(&self, id: &str) -> Result<Option<CallDetail>, StoreError> {
+        let mut conn = self.conn();
+        // One read transaction, so the turns belong to the call row read
+        // (retention could otherwise delete the call between the queries).
+        let tx = conn.transaction().map_err(self.err("reading a call"))?;
+        let head = tx
+            .query_row(
+                "SELECT c.id, c.caller, c.started_at, c.ended_at, c.stored_at, c.end_reason, c.robot,
+                        c.mode, c.language, EXISTS (SELECT 1 FROM leads l WHERE l.call_id = c.id)
+                 FROM calls c WHERE c.id = ?1",
+                [id],
+                |r| {
+                    Ok(CallDetail {
+                        id: r.get(0)?,
+                        caller: r.get(1)?,
+                        started_at: Timestamp(r.get(2)?),
+                        ended_at: Timestamp(r.get(3)?),
+                        stored_at: Timestamp(r.get(4)?),
+                        end_reason: r.get(5)?,
+                        robot: r.get(6)?,
+                        mode: r.get(7)?,
+                        language: r.get(8)?,
+                        turns: Vec::new(),
+                        has_lead: r.get(9)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err("reading a call"))?;
+        let Some(mut call) = head else {
+            return Ok(None);
+        };
+        let turns = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT idx, speaker, caller_text, robot_text, timings
+                     FROM turns WHERE call_id = ?1 ORDER BY idx",
+                )
+                .map_err(self.err("reading turns"))?;
+            let rows = stmt
+                .query_map([id], |r| {
+                    let speaker: String = r.get(1)?;
+                    let timings: String = r.get(4)?;
+                    Ok(TurnRow {
+                        index: r.get(0)?,
+                        // The schema's CHECK allows only these two words.
+                        speaker: if speaker == Speaker::Robot.as_str() {
+                            Speaker::Robot
+                        } else {
+                            Speaker::Caller
+                        },
+                        caller_text: r.get(2)?,
+                        robot_text: r.get(3)?,
+                        // The store wrote this JSON itself; should it not
+                        // parse, the raw text is still worth showing.
+                        timings: serde_json::from_str(&timings)
+                            .unwrap_or(serde_json::Value::String(timings)),
+                    })
+                })
+                .map_err(self.err("reading turns"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(self.err("reading turns"))?
+        };
+        call.turns = turns;
+        Ok(Some(call))
     }
 
     /// Records a config push and what became of it.
@@ -766,6 +870,64 @@ mod tests {
         assert!(!s.mark_delivered("nope").unwrap());
         assert!(s.leads_since(None).unwrap()[0].delivered);
         assert_eq!(s.pending(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn one_call_reads_back_with_its_turns_and_timings() {
+        let (_d, s) = open();
+        s.record_call(&call("c1", "+15551")).unwrap();
+        s.record_call(&NewCall {
+            lead: None,
+            ..call("c2", "+15552")
+        })
+        .unwrap();
+        let c = s.call("c1").unwrap().unwrap();
+        assert_eq!(c.id, "c1");
+        assert_eq!(c.mode, "script");
+        assert!(c.has_lead);
+        assert_eq!(c.turns.len(), 2);
+        assert_eq!(c.turns[0].speaker, Speaker::Robot);
+        assert_eq!(c.turns[1].speaker, Speaker::Caller);
+        assert_eq!(c.turns[1].caller_text, "A room for two, please");
+        assert_eq!(c.turns[1].timings["stt_ms"], 210);
+        assert!(!s.call("c2").unwrap().unwrap().has_lead);
+        assert!(s.call("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn one_lead_reads_back_by_call_id() {
+        let (_d, s) = open();
+        s.record_call(&call("c1", "+15551")).unwrap();
+        s.record_call(&NewCall {
+            lead: None,
+            ..call("c2", "+15552")
+        })
+        .unwrap();
+        let l = s.lead("c1").unwrap().unwrap();
+        assert_eq!(l.phone.as_deref(), Some("+15551"));
+        assert_eq!(l, s.leads_since(None).unwrap()[0]);
+        assert!(s.lead("c2").unwrap().is_none());
+        assert!(s.lead("nope").unwrap().is_none());
+        let page = s.leads_page(None, 1).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].call_id, "c1");
+    }
+
+    #[test]
+    fn calls_since_filters_by_end_time_and_limits() {
+        let (_d, s) = open();
+        for (i, id) in ["c1", "c2", "c3"].into_iter().enumerate() {
+            let mut c = call(id, "+1");
+            c.ended_at = Timestamp(1_000 * (i as i64 + 1));
+            s.record_call(&c).unwrap();
+        }
+        let ids = |v: Vec<CallSummary>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.calls_since(None, 10).unwrap()), ["c3", "c2", "c1"]);
+        assert_eq!(
+            ids(s.calls_since(Some(Timestamp(2_000)), 10).unwrap()),
+            ["c3", "c2"]
+        );
+        assert_eq!(ids(s.calls_since(None, 1).unwrap()), ["c3"]);
     }
 
     #[test]

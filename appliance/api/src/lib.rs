@@ -1,0 +1,206 @@
+//! vb-api: the box's HTTP API. Calls with their turns, leads (JSON and CSV),
+//! robots (list and validate), health (live and ready) and Prometheus
+//! metrics, on axum, behind a bearer token. It reads the store and the robots
+//! directory; it changes nothing on the box. The daemon binds the listener,
+//! builds an [`AppState`] and runs [`serve`] until its cancel token fires.
+//!
+//! # Layout
+//!
+//! ```text
+//!  TcpListener ──► serve(listener, AppState, CancellationToken)   graceful stop on cancel,
+//!                     │                                          forced after shutdown_grace
+//!                     ▼
+//!  router ── in-flight cap (503) ── body limit (413 naming it) ── fallback 404 (JSON)
+//!    │
+//!    ├─ /api/health/live ───────────────────────────── open
+//!    ├─ /metrics ── [auth unless metrics_public] ─────► Metrics::render (+ outbox depth, RSS)
+//!    └─ /api/* ──── auth: Bearer, constant time; ────► routes (spawn_blocking for SQLite / fs)
+//!                   401 WWW-Authenticate; 429 after      ├─ calls, calls/{id}   ─► Store (vb-store)
+//!                   N failures per peer in a window      ├─ leads, leads/{id}, leads.csv (export::write_csv)
+//!                   (FailureLimiter, bounded table)      ├─ robots, robots/validate ─► vb_dialog::Robot
+//!                                                        ├─ health/ready ─► DiskSpace + daemon's HealthSources
+//!                                                        └─ openapi.json ─► openapi::DOCUMENT
+//! ```
+//!
+//! - [`config`]: [`ApiConfig`] and its `validate()`; [`RawApi`], the `[api]`
+//!   section of the daemon's TOML.
+//! - [`error`]: [`ApiError`] (startup and serving) and the JSON error body.
+//! - `auth` (private): token check and the failed-attempt limiter.
+//! - [`health`]: [`HealthSource`], [`Check`] and the built-in [`DiskSpace`].
+//! - [`metrics`]: [`Metrics`], what the daemon updates and `/metrics` shows.
+//! - [`routes`]: the handlers and the route table.
+//! - [`openapi`]: the OpenAPI 3.1 document, tested against the route table.
+//! - `sys` (private): statvfs and the page size through libc.
+
+#![deny(unsafe_code)]
+
+mod auth;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+mod sys;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use vb_store::Store;
+
+pub use config::{ApiConfig, RawApi};
+pub use error::{ApiError, ConfigIssue};
+pub use health::{Check, DiskSpace, HealthSource};
+pub use metrics::{Metrics, Stage};
+
+use auth::{FailureLimiter, Token};
+use routes::Access;
+
+/// What the handlers share.
+pub(crate) struct Shared {
+    config: ApiConfig,
+    token: Option<Token>,
+    limiter: Mutex<FailureLimiter>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    store: Arc<Store>,
+    robots_dir: PathBuf,
+    metrics: Arc<Metrics>,
+    disk: DiskSpace,
+    health: Vec<Arc<dyn HealthSource>>,
+}
+
+/// Everything the API serves from: its config, the store, the robots
+/// directory, the metrics and the daemon's health sources.
+pub struct AppState {
+    config: ApiConfig,
+    store: Arc<Store>,
+    robots_dir: PathBuf,
+    metrics: Arc<Metrics>,
+    health: Vec<Arc<dyn HealthSource>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("listen", &self.config.listen)
+            .field("store", &self.store.path())
+            .field("robots_dir", &self.robots_dir)
+            .field("health_sources", &self.health.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The state for `config`, reading `store` and the robot folders under
+    /// `robots_dir`, showing `metrics`. The readiness check of free disk
+    /// space where the store lives is always included.
+    pub fn new(
+        config: ApiConfig,
+        store: Arc<Store>,
+        robots_dir: PathBuf,
+        metrics: Arc<Metrics>,
+    ) -> AppState {
+        AppState {
+            config,
+            store,
+            robots_dir,
+            metrics,
+            health: Vec::new(),
+        }
+    }
+
+    /// Adds a readiness source (models loaded, SIP registered, ...).
+    pub fn with_health(mut self, source: Arc<dyn HealthSource>) -> AppState {
+        self.health.push(source);
+        self
+    }
+
+    fn into_shared(self) -> Shared {
+        let c = &self.config;
+        let store_dir = self
+            .store
+            .path()
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
+        Shared {
+            token: c.token.as_deref().map(Token::new),
+            limiter: Mutex::new(FailureLimiter::new(
+                c.auth_failures,
+                c.auth_window,
+                c.auth_peers,
+            )),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(c.max_in_flight)),
+            disk: DiskSpace {
+                path: store_dir,
+                min_free_bytes: c.min_free_disk_bytes,
+            },
+            config: self.config,
+            store: self.store,
+            robots_dir: self.robots_dir,
+            metrics: self.metrics,
+            health: self.health,
+        }
+    }
+}
+
+/// The API's router. Serve it with connect info (as [`serve`] does) so the
+/// failed-attempt limit is per peer address.
+pub fn router(state: AppState) -> Router {
+    let shared = Arc::new(state.into_shared());
+    let mut router = Router::new();
+    for route in routes::routes() {
+        let needs_token = match route.access {
+            Access::Open => false,
+            Access::Token => true,
+            Access::Metrics => !shared.config.metrics_public,
+        };
+        let handler = if needs_token {
+            route
+                .handler
+                .route_layer(from_fn_with_state(shared.clone(), auth::require_token))
+        } else {
+            route.handler
+        };
+        router = router.route(route.path, handler);
+    }
+    router
+        .fallback(routes::fallback)
+        .layer(DefaultBodyLimit::max(shared.config.max_body_bytes))
+        .layer(from_fn_with_state(shared.clone(), routes::limit_in_flight))
+        .with_state(shared)
+}
+
+/// Serves the API on `listener` until `cancel` fires, then stops accepting,
+/// lets requests in flight finish for up to `shutdown_grace`, and returns.
+/// The state's config is validated first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    cancel: CancellationToken,
+) -> Result<(), ApiError> {
+    state.config.validate()?;
+    let grace = state.config.shutdown_grace;
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    tracing::info!(%addr, "HTTP API listening");
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(cancel.clone().cancelled_owned());
+    let forced = async {
+        cancel.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.map_err(|source| ApiError::Serve { addr, source })?,
+        () = forced => tracing::warn!(%addr, ?grace, "HTTP API: requests still running after the grace period; stopping anyway"),
+    }
+    tracing::info!(%addr, "HTTP API stopped");
+    Ok(())
+}
