@@ -103,6 +103,12 @@ pub struct LineArgs {
     /// flags' defaults run the box alone, offline.
     #[arg(long, value_name = "FILE", env = "VOICEBLOCK_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The HTTP API and /metrics (loopback by default; `off` for none).
+    /// Without a box config it has no token, which only a loopback address
+    /// allows; with one, the config's `[api]` address and its secrets'
+    /// token are used.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:8080")]
+    pub api: String,
     /// The SIP password from the config's secrets file (never a flag:
     /// command lines are visible to every user of the box).
     #[arg(skip)]
@@ -114,6 +120,26 @@ pub struct LineArgs {
 struct BoxSetup {
     db: PathBuf,
     sync: Option<vb_sync::SyncConfig>,
+    api: Option<vb_api::ApiConfig>,
+    robots_dir: PathBuf,
+}
+
+/// The API's settings from `--api` (no token: loopback only).
+fn api_from_flag(flag: &str) -> Result<Option<vb_api::ApiConfig>> {
+    if flag == "off" {
+        return Ok(None);
+    }
+    let listen: SocketAddr = flag
+        .parse()
+        .with_context(|| format!("--api {flag:?}: expected IP:port or off"))?;
+    let api = vb_api::ApiConfig {
+        listen,
+        token: None,
+        ..vb_api::ApiConfig::default()
+    };
+    api.validate()
+        .map_err(|e| anyhow::anyhow!("--api {flag}: {e}"))?;
+    Ok(Some(api))
 }
 
 /// Applies the provisioned config (if any) over the flags.
@@ -123,7 +149,16 @@ fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
             .db
             .clone()
             .unwrap_or_else(|| state_dir().join("voiceblock.db"));
-        return Ok((args, BoxSetup { db, sync: None }));
+        let api = api_from_flag(&args.api)?;
+        return Ok((
+            args,
+            BoxSetup {
+                db,
+                sync: None,
+                api,
+                robots_dir: state_dir().join("robots"),
+            },
+        ));
     };
     let cfg = crate::config::Config::load(&path)
         .with_context(|| format!("the box config {} (run `voiceblock check`)", path.display()))?;
@@ -148,7 +183,27 @@ fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
         None => None,
         Some(m) => Some(fleet_sync_config(&cfg, m, &db)?),
     };
-    Ok((args, BoxSetup { db, sync }))
+    let api = if args.api == "off" {
+        None
+    } else {
+        let api = vb_api::ApiConfig {
+            listen: cfg.api_listen,
+            token: Some(cfg.secrets.api_token.clone()),
+            ..vb_api::ApiConfig::default()
+        };
+        api.validate()
+            .map_err(|e| anyhow::anyhow!("{}: [api]: {e}", path.display()))?;
+        Some(api)
+    };
+    Ok((
+        args,
+        BoxSetup {
+            db,
+            sync,
+            api,
+            robots_dir: cfg.robots_dir.clone(),
+        },
+    ))
 }
 
 /// The sync agent's settings from the box config's `[mqtt]` and secrets.
@@ -393,7 +448,7 @@ pub struct RtpSummary {
 }
 
 /// The daemon's state for health, metrics and the fleet's status message.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct DaemonStatus {
     /// Calls in progress.
     active: AtomicUsize,
@@ -405,13 +460,31 @@ pub(crate) struct DaemonStatus {
     registration: Mutex<String>,
     /// Wire turn latencies of the most recent turns (ms), newest last.
     latencies: Mutex<VecDeque<u64>>,
+    /// Whether a fleet broker is configured, and connected.
+    mqtt: Mutex<Option<Result<(), String>>>,
+    /// Prometheus metrics (`/metrics`).
+    prometheus: Arc<vb_api::Metrics>,
 }
 
 /// Turn latencies kept for the percentiles in the metrics.
 const LATENCY_WINDOW: usize = 200;
 
 impl DaemonStatus {
+    fn call_started(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.prometheus.call_started();
+    }
+
+    fn set_mqtt(&self, state: Result<(), String>) {
+        self.prometheus.set_mqtt_connected(state.is_ok());
+        *self.mqtt.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+    }
+
     fn set_registration(&self, state: &RegState) {
+        self.prometheus.set_sip_registered(matches!(
+            state,
+            RegState::Registered { .. } | RegState::NotConfigured
+        ));
         let words = match state {
             RegState::NotConfigured => "direct calls only".to_string(),
             RegState::Registering => "registering".to_string(),
@@ -423,18 +496,57 @@ impl DaemonStatus {
     }
 
     fn call_ended(&self, record: Option<&SipCallRecord>) {
+        use vb_api::Stage;
+        self.active.fetch_sub(1, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
         let Some(record) = record else {
             self.failed.fetch_add(1, Ordering::Relaxed);
+            self.prometheus.call_ended("error");
             return;
         };
+        let m = &self.prometheus;
+        m.call_ended(&record.call.end_reason);
+        for _ in 0..record.live.barge_ins {
+            m.barge_in();
+        }
+        m.add_rtp_packets_lost(record.rtp.lost);
+        m.set_rtp_jitter_ms(record.rtp.jitter_ms);
+        let ms = Duration::from_millis;
         let mut l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
         for t in record.call.turns.iter().filter(|t| t.index > 0) {
             if l.len() == LATENCY_WINDOW {
                 l.pop_front();
             }
             l.push_back(t.timings.turn_latency_ms);
+            m.observe_stage(Stage::Endpoint, ms(t.timings.endpoint_ms));
+            m.observe_stage(Stage::Stt, ms(t.timings.stt_ms));
+            m.observe_stage(Stage::TtsFirstAudio, ms(t.timings.first_audio_ms));
+            m.observe_stage(Stage::Wire, ms(t.timings.turn_latency_ms));
         }
+    }
+
+    /// The readiness checks: SIP and, when configured, the fleet broker.
+    fn checks(&self) -> Vec<vb_api::Check> {
+        use vb_api::Check;
+        let sip = self
+            .registration
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut checks = vec![
+            Check::ok("models"),
+            if sip.starts_with("registered") || sip.starts_with("direct") {
+                Check::ok("sip")
+            } else {
+                Check::failed("sip", format!("SIP registration: {sip}"))
+            },
+        ];
+        match &*self.mqtt.lock().unwrap_or_else(|p| p.into_inner()) {
+            None => {}
+            Some(Ok(())) => checks.push(Check::ok("mqtt")),
+            Some(Err(why)) => checks.push(Check::failed("mqtt", why.clone())),
+        }
+        checks
     }
 
     /// Health for the fleet's retained status.
@@ -466,6 +578,15 @@ impl DaemonStatus {
             "turn_latency_p95_ms": pct(95),
             "rss_bytes": rss_bytes(),
         })
+    }
+}
+
+/// The daemon's readiness for `/api/health/ready`.
+struct Readiness(Arc<DaemonStatus>);
+
+impl vb_api::HealthSource for Readiness {
+    fn checks(&self) -> Vec<vb_api::Check> {
+        self.0.checks()
     }
 }
 
@@ -723,8 +844,25 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                     config.broker.addr(),
                     config.device_id
                 );
+                status.set_mqtt(Err("not connected yet".into()));
+                // Connection events feed readiness and the metrics; full
+                // policy: the agent drops and counts (it never waits on us).
+                let (tx, mut events) = tokio::sync::mpsc::channel(64);
+                let watcher = status.clone();
+                tokio::spawn(async move {
+                    while let Some(e) = events.recv().await {
+                        match e {
+                            vb_sync::AgentEvent::Connected { .. } => watcher.set_mqtt(Ok(())),
+                            vb_sync::AgentEvent::ConnectionFailed { message, .. } => {
+                                tracing::warn!(%message, "fleet broker");
+                                watcher.set_mqtt(Err(message));
+                            }
+                            _ => {}
+                        }
+                    }
+                });
                 let (h, task) =
-                    vb_sync::spawn(store.clone(), config, device, cancel.child_token(), None)?;
+                    vb_sync::spawn(store.clone(), config, device, cancel.child_token(), Some(tx))?;
                 (Some(h), Some(task))
             }
             None => (None, None),
@@ -736,6 +874,23 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             status: status.clone(),
         });
         let (agent, mut calls) = SipAgent::start(args.sip_config()?, cancel.clone()).await?;
+        let api_task = match setup.api {
+            Some(api) => {
+                let listener = tokio::net::TcpListener::bind(api.listen)
+                    .await
+                    .with_context(|| format!("HTTP API on {} (--api off turns it off)", api.listen))?;
+                println!("voiceblock: HTTP API on http://{}", api.listen);
+                let state = vb_api::AppState::new(
+                    api,
+                    store.clone(),
+                    setup.robots_dir.clone(),
+                    status.prometheus.clone(),
+                )
+                .with_health(Arc::new(Readiness(status.clone())));
+                Some(tokio::spawn(vb_api::serve(listener, state, cancel.child_token())))
+            }
+            None => None,
+        };
         if let Some(n) = &notifier {
             n.ready(&format!("listening on {}", agent.listen()))?;
         }
@@ -769,9 +924,8 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                         .name("vb-call".into())
                         .spawn(move || {
                             let call_id = call.info.call_id.clone();
-                            sink.status.active.fetch_add(1, Ordering::Relaxed);
+                            sink.status.call_started();
                             let result = serve_call(call, &pool, &robot, &live, &sink, handle);
-                            sink.status.active.fetch_sub(1, Ordering::Relaxed);
                             sink.status.call_ended(result.as_ref().ok());
                             match result {
                                 Ok(r) => tracing::info!(%call_id, end = %r.call.end_reason, turns = r.call.turns.len(), "call ended"),
@@ -807,6 +961,11 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         cancel.cancel();
         if let Some(task) = sync_task {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        if let Some(task) = api_task {
+            if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(6), task).await {
+                tracing::warn!(error = %e, "HTTP API");
+            }
         }
         anyhow::Ok(())
     });

@@ -2,11 +2,14 @@
 //! provision` drives the SIP account, the store and fleet sync; a call the
 //! daemon answers is kept in the store and reaches a fleet subscriber on a
 //! real mosquitto (TLS, ACLs) through the outbox; the fleet sees the daemon's
-//! health in its retained status. The caller is a second `voiceblock`
+//! health in its retained status, and the daemon's HTTP API lists the call
+//! behind its token and counts it in /metrics. The caller is a second `voiceblock`
 //! placing a call (`voiceblock call`), so both ends run the real models.
 
 mod peers;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -15,7 +18,32 @@ use vb_store::Store;
 use vb_sync::fleet::FleetClient;
 use vb_sync::testing::Broker;
 
-fn provision(d: &Path, broker: &Broker, sip_port: u16) {
+const TOKEN: &str = "test-token-0123456789abcdefghijklmnopqrstuv";
+
+/// One HTTP/1.1 GET on loopback: status and body.
+fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the API");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+fn provision(d: &Path, broker: &Broker, sip_port: u16, api_port: u16) {
     let conn = broker.conn("dev-a");
     let out = Command::new(env!("CARGO_BIN_EXE_voiceblock"))
         .env_remove("VOICEBLOCK_CONFIG")
@@ -32,7 +60,9 @@ fn provision(d: &Path, broker: &Broker, sip_port: u16) {
         .arg(conn.password.as_deref().unwrap())
         .arg("--store")
         .arg(d.join("box.db"))
-        .args(["--robot", "reception-en"])
+        .args(["--robot", "reception-en", "--api-token", TOKEN])
+        .arg("--api-listen")
+        .arg(format!("127.0.0.1:{api_port}"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -50,7 +80,12 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let box_port = peers::free_port_pair();
-    provision(d, &broker, box_port);
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    provision(d, &broker, box_port, api_port);
 
     let mut collector = FleetClient::connect(&broker.conn("admin"), "collector", true, false)
         .await
@@ -162,6 +197,26 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(store.outbox_depth().unwrap(), 0);
+
+    // The same call through the daemon's HTTP API, behind its token.
+    let (status, _) = http_get(api_port, "/api/calls", None);
+    assert_eq!(status, 401, "no token");
+    let (status, body) = http_get(api_port, "/api/calls", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&call_id), "the call is listed: {body}");
+    let (status, body) = http_get(api_port, "/api/health/ready", Some(TOKEN));
+    assert_eq!(status, 200, "ready: {body}");
+    assert!(
+        body.contains("mqtt"),
+        "the broker is among the checks: {body}"
+    );
+    let (status, metrics) = http_get(api_port, "/metrics", None);
+    assert_eq!(status, 200);
+    let ended = metrics
+        .lines()
+        .find(|l| l.starts_with("voiceblock_calls_total{"))
+        .unwrap_or_else(|| panic!("no calls counter in:\n{metrics}"));
+    assert!(ended.ends_with(" 1"), "one call counted: {ended}");
 
     let code = daemon.stop(Duration::from_secs(30));
     assert_eq!(code, Some(0), "daemon exit status");

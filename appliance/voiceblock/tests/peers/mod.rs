@@ -359,8 +359,16 @@ impl Baresip {
 /// The box under test: `voiceblock <args>`.
 pub fn voiceblock(name: &str, args: &[String], dir: &Path) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voiceblock"));
-    cmd.args(args)
-        .env("VOICEBLOCK_LOG", "info,rsipstack=warn")
+    cmd.args(args);
+    // Daemons started here get no HTTP API unless the test asks for one
+    // (`--api`, or a box config naming its address): the default port is
+    // one for the whole machine.
+    if args.first().is_some_and(|a| a == "run")
+        && !args.iter().any(|a| a == "--api" || a == "--config")
+    {
+        cmd.args(["--api", "off"]);
+    }
+    cmd.env("VOICEBLOCK_LOG", "info,rsipstack=warn")
         .env_remove("VOICEBLOCK_CONFIG");
     Proc::spawn(name, cmd, dir)
 }
