@@ -2,6 +2,8 @@
 //! parsing, and the replies. Pure: the agent does the I/O, the daemon's
 //! [`Device`] does the work.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -28,6 +30,26 @@ pub trait Device: Send + Sync + 'static {
     fn health(&self) -> Value;
     /// Daemon metrics (calls, turn latency percentiles, real-time factors).
     fn metrics(&self) -> Value;
+    /// The folder robot updates are installed into (`robots/<name>`); `None`
+    /// (the default) refuses robot updates.
+    fn robots_dir(&self) -> Option<PathBuf> {
+        None
+    }
+    /// Validates a pushed robot unpacked in `dir` (a staging folder, not yet
+    /// in use) before it is swapped in; on `Err` (every problem) the robot in
+    /// force stays. The default runs vb-dialog's robot loader.
+    fn validate_robot(&self, name: &str, dir: &Path) -> Result<Value, Vec<String>> {
+        let _ = name;
+        crate::robot_update::validate_with_loader(dir)
+    }
+    /// Called after a pushed robot was swapped in at `dir` (the previous one
+    /// is at `<name>.prev`): the daemon takes it into use (e.g. reloads). On
+    /// `Err` the previous folder is put back and the push is refused. The
+    /// default does nothing: the new folder is used from the next load.
+    fn robot_installed(&self, name: &str, dir: &Path) -> Result<Value, String> {
+        let _ = (name, dir);
+        Ok(Value::Null)
+    }
 }
 
 /// A config push as sent on `config/desired`.
