@@ -15,7 +15,7 @@
 //!        └──mark_delivered(msg id)──┘
 //!                                   │  retained status (+ last will "offline"), metrics
 //!  broker ──config/desired──► remote::parse_desired ──► Device::apply_config ──► config/reported
-//!  broker ──cmd/<id>────────► remote::parse_command ──► Device::{reload,logs,outbound} ──► cmd/<id>/reply
+//!  broker ──cmd/<id>────────► remote::parse_command ──► Device::{reload,logs,outbound,place_test_call} ──► cmd/<id>/reply
 //!  broker ──robot/<id>──────► robot_update::verify (size, sha256) ──► unpack (limits, no links/..)
 //!            into robots/.robot-incoming-*/ ──► Device::validate_robot ──► rename swap (old → <name>.prev)
 //!            ──► Device::robot_installed (Err → roll back) ──► robot/<id>/reply

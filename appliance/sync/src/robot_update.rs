@@ -38,6 +38,12 @@ pub const PREV_SUFFIX: &str = ".prev";
 /// system, so the final rename is atomic).
 pub const STAGING_PREFIX: &str = ".robot-incoming-";
 
+/// File written into an installed robot folder with the sha256 of the
+/// archive it came from: a push delivered twice (QoS 1 after a reconnect)
+/// is recognised and not swapped in again, which would replace the real
+/// previous robot in `<name>.prev` with a copy of the current one.
+pub const SHA_FILE: &str = ".voiceblock-sha256";
+
 /// Decompressed tar bytes allowed on top of the file data: headers and
 /// padding of [`MAX_ENTRIES`] entries with long names, plus the end blocks.
 const TAR_OVERHEAD: u64 = MAX_ENTRIES as u64 * 4 * 512 + 64 * 1024;
@@ -529,6 +535,14 @@ pub fn install(
     archive: &VerifiedArchive,
 ) -> Result<Value, RobotUpdateError> {
     std::fs::create_dir_all(robots).map_err(io_err("creating", robots))?;
+    let target = robots.join(&archive.name);
+    if std::fs::read_to_string(target.join(SHA_FILE)).is_ok_and(|s| s.trim() == archive.sha256) {
+        return Ok(json!({
+            "name": archive.name,
+            "sha256": archive.sha256,
+            "unchanged": true,
+        }));
+    }
     // Removed on drop: every early return cleans up.
     let staging = tempfile::Builder::new()
         .prefix(STAGING_PREFIX)
@@ -540,8 +554,10 @@ pub fn install(
     let robot = device
         .validate_robot(&archive.name, &staged)
         .map_err(|problems| RobotUpdateError::InvalidRobot { problems })?;
+    let sha_file = staged.join(SHA_FILE);
+    std::fs::write(&sha_file, format!("{}\n", archive.sha256))
+        .map_err(io_err("writing", &sha_file))?;
     let had_previous = swap_in(robots, &archive.name, &staged)?;
-    let target = robots.join(&archive.name);
     let activated = match device.robot_installed(&archive.name, &target) {
         Ok(v) => v,
         Err(reason) => {
@@ -554,6 +570,7 @@ pub fn install(
         "sha256": archive.sha256,
         "files": unpacked.files,
         "bytes": unpacked.bytes,
+        "unchanged": false,
         "previous": had_previous.then(|| format!("{}{PREV_SUFFIX}", archive.name)),
         "robot": robot,
         "activated": activated,
@@ -707,9 +724,19 @@ mod tests {
             std::fs::read_to_string(robots.join("r1.prev/prompt.md")).unwrap(),
             "old"
         );
-        // A second push replaces the old .prev.
+        // The same push again (a QoS 1 redelivery) changes nothing: the
+        // real previous robot stays in r1.prev.
         let reply = handle(&dev(&robots), &push("r1", &archive));
         assert_eq!(reply["ok"], true, "{reply}");
+        assert_eq!(reply["result"]["unchanged"], true, "{reply}");
+        assert_eq!(
+            std::fs::read_to_string(robots.join("r1.prev/prompt.md")).unwrap(),
+            "old"
+        );
+        // A different push replaces the old .prev.
+        std::fs::write(src.join("prompt.md"), "Be briefer.").unwrap();
+        let reply = handle(&dev(&robots), &push("r1", &pack(&src).unwrap()));
+        assert_eq!(reply["result"]["unchanged"], false, "{reply}");
         assert_eq!(
             std::fs::read_to_string(robots.join("r1.prev/prompt.md")).unwrap(),
             "Be brief."

@@ -69,6 +69,10 @@ pub struct SyncArgs {
     /// Where pushed configs are written when applied (default: next to the store, `pushed-config.json`).
     #[arg(long)]
     pub applied_config: Option<PathBuf>,
+    /// Accept robot updates from the fleet into this folder (`<dir>/<name>`,
+    /// the previous one kept as `<name>.prev`); refused when not given.
+    #[arg(long)]
+    pub robots_dir: Option<PathBuf>,
 }
 
 /// `voiceblock fleet ...`
@@ -123,6 +127,21 @@ pub enum FleetAction {
         command: String,
         /// Seconds to wait for the reply.
         #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Pack a robot folder (tar.gz + sha256), install it on a device and
+    /// wait for the result; the device keeps its previous robot on any error.
+    PushRobot {
+        /// Target device.
+        #[arg(long)]
+        device: String,
+        /// The robot's folder name on the box (default: DIR's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The robot folder (robot.toml, prompt.md, audio/).
+        dir: PathBuf,
+        /// Seconds to wait for the reply.
+        #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
     /// Export leads saved by `tail --save`, de-duplicated by id.
@@ -242,6 +261,7 @@ struct StandaloneDevice {
     applied_path: PathBuf,
     store: Arc<Store>,
     logs: Mutex<VecDeque<String>>,
+    robots_dir: Option<PathBuf>,
 }
 
 impl StandaloneDevice {
@@ -287,6 +307,9 @@ impl Device for StandaloneDevice {
     fn metrics(&self) -> Value {
         json!({})
     }
+    fn robots_dir(&self) -> Option<PathBuf> {
+        self.robots_dir.clone()
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -326,7 +349,15 @@ pub fn sync(args: SyncArgs) -> Result<()> {
         applied_path,
         store: store.clone(),
         logs: Mutex::new(VecDeque::new()),
+        robots_dir: args.robots_dir.clone(),
     });
+    if let Some(dir) = &args.robots_dir {
+        // A power cut in the middle of an earlier update: put it right
+        // before anything reads the folder.
+        for name in vb_sync::robot_update::recover(dir)? {
+            eprintln!("robot {name}: restored the previous folder after an interrupted update");
+        }
+    }
     rt.block_on(async move {
         let cancel = CancellationToken::new();
         // Events are logged and kept for `logs`; full policy: the agent drops
@@ -531,6 +562,49 @@ pub fn fleet(args: FleetArgs) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 if r["reply"]["ok"] != true {
                     bail!("the device refused the command");
+                }
+                Ok(())
+            }
+            FleetAction::PushRobot {
+                device,
+                name,
+                dir,
+                timeout,
+            } => {
+                let name = match name {
+                    Some(n) => n,
+                    None => dir
+                        .canonicalize()
+                        .ok()
+                        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
+                        .with_context(|| format!("{} has no folder name: give --name", dir.display()))?,
+                };
+                if !vb_sync::robot_update::valid_name(&name) {
+                    bail!("robot name {name:?} is not allowed: use [A-Za-z0-9_.-], 1-64 characters, not starting with '.' and not ending in .prev");
+                }
+                // The same checks the box makes, before anything is sent.
+                vb_dialog::Robot::load(&dir)
+                    .with_context(|| format!("{} is not a valid robot", dir.display()))?;
+                let archive = vb_sync::robot_update::pack(&dir)
+                    .with_context(|| format!("packing {}", dir.display()))?;
+                eprintln!(
+                    "robot {name}: {} bytes, sha256 {}",
+                    archive.len(),
+                    vb_sync::robot_update::sha256_hex(&archive)
+                );
+                let mut c = FleetClient::connect(
+                    &conn,
+                    &format!("voiceblock-fleet-{}", uuid_short()),
+                    false,
+                    false,
+                )
+                .await?;
+                let r = c
+                    .push_robot(&device, &name, &archive, Duration::from_secs(timeout))
+                    .await?;
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                if r["reply"]["ok"] != true {
+                    bail!("the device refused the robot (its previous robot stays in force)");
                 }
                 Ok(())
             }
