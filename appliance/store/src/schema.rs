@@ -67,7 +67,8 @@ pub const MIGRATIONS: &[&str] = &[
     // 2: forwarders (webhook, later e-mail/CRM) keep their own delivery
     // state, apart from the MQTT delivered flag: a cursor per forwarder (the
     // highest outbox seq it has finished, delivered or given up) and the
-    // messages it gave up on, with the reason.
+    // messages it gave up on, with the reason. Retention keeps every call
+    // whose messages a registered forwarder has not passed.
     r#"
     CREATE TABLE forwarder_cursors (
         forwarder   TEXT PRIMARY KEY,

@@ -532,6 +532,38 @@ impl Store {
         tx.commit().map_err(&e)
     }
 
+    /// Registers `forwarder` (its cursor starts at 0 the first time): from
+    /// now on retention keeps every message it has not passed.
+    pub fn forwarder_register(&self, forwarder: &str) -> Result<(), StoreError> {
+        check_len("forwarder name", forwarder, MAX_ID_BYTES)?;
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO forwarder_cursors (forwarder, last_seq, updated_at) VALUES (?1, 0, ?2)",
+                params![forwarder, Timestamp::now().0],
+            )
+            .map_err(self.err("registering a forwarder"))?;
+        Ok(())
+    }
+
+    /// Forgets `forwarder` (its cursor and failures): retention no longer
+    /// waits for it. For a forwarder taken out of the config.
+    pub fn forwarder_remove(&self, forwarder: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let e = self.err("removing a forwarder");
+        let tx = conn.unchecked_transaction().map_err(&e)?;
+        tx.execute(
+            "DELETE FROM forwarder_cursors WHERE forwarder = ?1",
+            [forwarder],
+        )
+        .map_err(&e)?;
+        tx.execute(
+            "DELETE FROM forwarder_failures WHERE forwarder = ?1",
+            [forwarder],
+        )
+        .map_err(&e)?;
+        tx.commit().map_err(&e)
+    }
+
     /// The highest outbox seq `forwarder` has finished (0 when none).
     pub fn forwarder_cursor(&self, forwarder: &str) -> Result<i64, StoreError> {
         self.conn()
@@ -720,8 +752,9 @@ impl Store {
 
     /// Deletes the oldest calls (turns, lead, delivered outbox rows with
     /// them) until the store fits `budget`. A call with any undelivered
-    /// message is never deleted, whatever the budget: leads are not lost to
-    /// make room; the report says when that leaves the store over budget.
+    /// message is never deleted, whatever the budget, nor one a registered
+    /// forwarder has not yet passed: leads are not lost to make room; the
+    /// report says when that leaves the store over budget.
     pub fn enforce_retention(&self, budget: &Retention) -> Result<RetentionReport, StoreError> {
         let conn = self.conn();
         let e = self.err("enforcing retention");
@@ -739,7 +772,8 @@ impl Store {
         // Delivered messages of no call go first: nothing else refers to them.
         if report.bytes_after > budget.max_bytes {
             conn.execute(
-                "DELETE FROM outbox WHERE call_id IS NULL AND delivered_at IS NOT NULL",
+                "DELETE FROM outbox WHERE call_id IS NULL AND delivered_at IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM forwarder_cursors f WHERE outbox.seq > f.last_seq)",
                 [],
             )
             .map_err(&e)?;
@@ -761,6 +795,8 @@ impl Store {
                     .prepare_cached(
                         "SELECT c.id FROM calls c
                          WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.call_id = c.id AND o.delivered_at IS NULL)
+                           AND NOT EXISTS (SELECT 1 FROM outbox o, forwarder_cursors f
+                                           WHERE o.call_id = c.id AND o.seq > f.last_seq)
                          ORDER BY c.ended_at, c.rowid LIMIT ?1",
                     )
                     .map_err(&e)?;
@@ -1037,6 +1073,39 @@ mod tests {
         assert_eq!(f[0].error, "HTTP 400: bad field");
         // The MQTT side is untouched.
         assert_eq!(s.outbox_depth().unwrap(), 3);
+    }
+
+    #[test]
+    fn retention_keeps_what_a_registered_forwarder_has_not_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("box.db")).unwrap();
+        s.forwarder_register("hook").unwrap();
+        for i in 0..3 {
+            s.record_call(&call(&format!("c{i}"), "+1")).unwrap();
+        }
+        for m in s.pending(100).unwrap() {
+            s.mark_delivered(&m.msg_id).unwrap();
+        }
+        let budget = Retention {
+            max_bytes: u64::MAX,
+            max_calls: 0,
+        };
+        // Delivered over MQTT, but the webhook has not sent any of them.
+        let r = s.enforce_retention(&budget).unwrap();
+        assert_eq!((r.deleted_calls, r.over_budget), (0, true));
+        // It passes the first call's two messages: that call may go.
+        let p = s
+            .forwarder_pending("hook", &[Topic::Leads, Topic::Calls], 2)
+            .unwrap();
+        for m in &p {
+            s.forwarder_done("hook", m, 1, None).unwrap();
+        }
+        let r = s.enforce_retention(&budget).unwrap();
+        assert_eq!((r.deleted_calls, r.calls_left), (1, 2));
+        // Removed from the config: retention stops waiting for it.
+        s.forwarder_remove("hook").unwrap();
+        let r = s.enforce_retention(&budget).unwrap();
+        assert_eq!((r.deleted_calls, r.calls_left), (2, 0));
     }
 
     #[test]

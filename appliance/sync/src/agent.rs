@@ -224,6 +224,23 @@ impl Agent {
         };
         // The webhook forwarder, also beside the connection: it keeps its
         // own cursor and works whether the broker is reachable or not.
+        // Registered so that retention keeps what it has not sent; forgotten
+        // when it is taken out of the config, so retention stops waiting.
+        {
+            let store = self.store.clone();
+            let configured = self.config.webhook.is_some();
+            let r = tokio::task::spawn_blocking(move || {
+                if configured {
+                    store.forwarder_register(crate::webhook::FORWARDER)
+                } else {
+                    store.forwarder_remove(crate::webhook::FORWARDER)
+                }
+            })
+            .await;
+            if let Ok(Err(e)) = r {
+                tracing::error!(error = %e, "webhook: cannot update its registration in the store");
+            }
+        }
         let webhook = self.config.webhook.clone().map(|w| {
             tokio::spawn(crate::webhook::run(
                 self.store.clone(),

@@ -269,11 +269,12 @@ async fn fleet_push_robot_installs_a_folder_on_the_box() {
     wait_state(&mut admin, "online").await;
 
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../robots/reception-en");
-    let push = |name: &str| {
+    let (fc, sh) = (fleet_cfg.clone(), shipped.clone());
+    let push = move |name: &str| {
         Command::new(BIN)
             .arg("fleet")
             .arg("--config")
-            .arg(&fleet_cfg)
+            .arg(&fc)
             .args([
                 "push-robot",
                 "--device",
@@ -283,7 +284,7 @@ async fn fleet_push_robot_installs_a_folder_on_the_box() {
                 "--timeout",
                 "30",
             ])
-            .arg(&shipped)
+            .arg(&sh)
             .output()
             .unwrap()
     };
