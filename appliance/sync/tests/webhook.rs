@@ -250,3 +250,90 @@ async fn an_untrusted_certificate_is_retried_not_given_up() {
     assert_eq!(store.forwarder_cursor(FORWARDER).unwrap(), 0);
     assert!(store.forwarder_failures(FORWARDER, 10).unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_runs_a_configured_webhook_even_while_the_broker_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path(), "ca");
+    let server = HttpsServer::start(dir.path(), "ca", vec![503], Duration::ZERO);
+    let db = dir.path().join("box.db");
+    std::fs::write(dir.path().join("hook.secret"), "s3cret\n").unwrap();
+    std::fs::write(dir.path().join("mqtt.secret"), "pw\n").unwrap();
+    // Nothing listens on the broker's port.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("box.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sync]\ndevice_id = \"dev-a\"\nstore = \"box.db\"\nhost = \"127.0.0.1\"\nport = {dead_port}\n\
+             ca_file = \"ca.pem\"\nusername = \"dev-a\"\npassword_file = \"mqtt.secret\"\n\
+             backoff_max_s = 1\noutbox_poll_ms = 100\nmetrics_interval_s = 0\n\n\
+             [sync.webhook]\nurl = \"{}\"\nsecret_file = \"hook.secret\"\nca_file = \"ca.pem\"\nbackoff_max_s = 1\ntopics = [\"leads\"]\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let config = vb_sync::SyncConfig::load(&cfg).unwrap();
+    assert!(config.webhook.is_some());
+    let store = Arc::new(Store::open(&db).unwrap());
+    store.record_call(&call(1)).unwrap();
+    store.record_call(&call(2)).unwrap();
+    let (agent, _handle) =
+        vb_sync::Agent::new(store.clone(), config, Arc::new(NoDevice), None).unwrap();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(agent.run(cancel.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !store
+        .forwarder_pending(FORWARDER, &[Topic::Leads], 10)
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent's webhook did not deliver the leads"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the agent stops")
+        .unwrap();
+    // Only leads (the topics setting), the first after a 503.
+    let accepted: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.header("idempotency-key").unwrap().to_string())
+        .collect();
+    assert_eq!(accepted, ["call-0001:lead", "call-0002:lead"]);
+    // Nothing went over MQTT.
+    assert_eq!(store.outbox_depth().unwrap(), 4);
+}
+
+struct NoDevice;
+
+impl vb_sync::Device for NoDevice {
+    fn apply_config(&self, _: u64, _: &Value) -> Result<(), Vec<String>> {
+        Err(vec!["not here".into()])
+    }
+    fn reload(&self) -> Result<Value, String> {
+        Err("not here".into())
+    }
+    fn recent_logs(&self, _: usize) -> Result<Vec<String>, String> {
+        Ok(vec![])
+    }
+    fn outbound_queue(&self, _: bool) -> Result<Value, String> {
+        Err("not here".into())
+    }
+    fn health(&self) -> Value {
+        Value::Null
+    }
+    fn metrics(&self) -> Value {
+        Value::Null
+    }
+}
