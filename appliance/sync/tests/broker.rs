@@ -709,5 +709,32 @@ async fn a_pushed_robot_arrives_installed_and_a_bad_one_changes_nothing() {
         std::fs::read(robots.join("front-desk/audio/noise.bin")).unwrap(),
         noise
     );
+
+    // A path-traversal entry: refused with the entry named, nothing written.
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..13].copy_from_slice(b"../escaped.sh");
+    h.set_size(3);
+    h.set_mode(0o755);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    b.append(&h, &b"hi\n"[..]).unwrap();
+    let evil = b.into_inner().unwrap().finish().unwrap();
+    let r = adm
+        .push_robot("dev-a", "front-desk", &evil, wait)
+        .await
+        .unwrap();
+    assert_eq!(r["reply"]["ok"], false, "{r}");
+    assert_eq!(
+        r["reply"]["error"], "archive entry \"../escaped.sh\" refused: path traversal ('..')",
+        "{r}"
+    );
+    assert!(!robots.join("escaped.sh").exists());
+    assert!(!dir.path().join("escaped.sh").exists());
+    assert_eq!(
+        std::fs::read(robots.join("front-desk/audio/noise.bin")).unwrap(),
+        noise
+    );
     agent.stop().await;
 }
