@@ -132,9 +132,9 @@ pub enum FleetAction {
     /// Pack a robot folder (tar.gz + sha256), install it on a device and
     /// wait for the result; the device keeps its previous robot on any error.
     PushRobot {
-        /// Target device.
-        #[arg(long)]
-        device: String,
+        /// Target devices (repeat for a group).
+        #[arg(long = "device", required = true)]
+        devices: Vec<String>,
         /// The robot's folder name on the box (default: DIR's name).
         #[arg(long)]
         name: Option<String>,
@@ -566,7 +566,7 @@ pub fn fleet(args: FleetArgs) -> Result<()> {
                 Ok(())
             }
             FleetAction::PushRobot {
-                device,
+                devices,
                 name,
                 dir,
                 timeout,
@@ -599,12 +599,21 @@ pub fn fleet(args: FleetArgs) -> Result<()> {
                     false,
                 )
                 .await?;
-                let r = c
-                    .push_robot(&device, &name, &archive, Duration::from_secs(timeout))
-                    .await?;
-                println!("{}", serde_json::to_string_pretty(&r)?);
-                if r["reply"]["ok"] != true {
-                    bail!("the device refused the robot (its previous robot stays in force)");
+                let mut refused = Vec::new();
+                for device in &devices {
+                    let r = c
+                        .push_robot(device, &name, &archive, Duration::from_secs(timeout))
+                        .await?;
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                    if r["reply"]["ok"] != true {
+                        refused.push(device.as_str());
+                    }
+                }
+                if !refused.is_empty() {
+                    bail!(
+                        "refused by {} (their previous robot stays in force)",
+                        refused.join(", ")
+                    );
                 }
                 Ok(())
             }
