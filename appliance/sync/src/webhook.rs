@@ -160,8 +160,15 @@ impl RawWebhook {
                     None
                 }
                 Ok(b) => match String::from_utf8(b) {
-                    Ok(s) if !s.lines().next().unwrap_or("").trim().is_empty() => {
+                    Ok(s) if header_safe(s.lines().next().unwrap_or("").trim()) => {
                         Some(s.lines().next().unwrap_or("").trim().to_string())
+                    }
+                    Ok(s) if !s.lines().next().unwrap_or("").trim().is_empty() => {
+                        problems.push(format!(
+                            "webhook.secret_file {}: the secret must be visible ASCII without spaces (it goes in an HTTP header)",
+                            path.display()
+                        ));
+                        None
                     }
                     Ok(_) => {
                         problems.push(format!("webhook.secret_file {} is empty", path.display()));
@@ -222,6 +229,12 @@ impl RawWebhook {
             topics,
         })
     }
+}
+
+/// True for text usable as an HTTP header value here: visible ASCII, no
+/// spaces or control characters.
+fn header_safe(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// What one POST's result means for the message.
@@ -306,6 +319,14 @@ impl Poster {
 
     /// POSTs one message (blocking) and sorts the outcome.
     pub fn post(&self, msg: &OutboxMessage) -> Verdict {
+        if !header_safe(&msg.msg_id) {
+            // Retrying could never send it: give up rather than block the
+            // messages behind it.
+            return Verdict::GiveUp(format!(
+                "message id {:?} cannot be sent as an Idempotency-Key header",
+                msg.msg_id
+            ));
+        }
         let body = body(&self.device, msg).to_string();
         let mut req = self
             .agent
@@ -476,6 +497,29 @@ mod tests {
             verdict(422, " bad phone \n"),
             Verdict::GiveUp("HTTP 422: bad phone".into())
         );
+    }
+
+    #[test]
+    fn an_id_that_cannot_be_a_header_is_given_up_without_a_request() {
+        let config = WebhookConfig {
+            url: "https://127.0.0.1:9/never".into(),
+            bearer: None,
+            ca_pem: None,
+            timeout: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(1),
+            topics: vec![Topic::Leads],
+        };
+        let m = OutboxMessage {
+            seq: 1,
+            msg_id: "bad id\r\nX: y".into(),
+            call_id: None,
+            topic: "leads".into(),
+            payload: "{}".into(),
+            created_at: vb_store::Timestamp(0),
+            attempts: 0,
+        };
+        let v = Poster::new(&config, "d").post(&m);
+        assert!(matches!(v, Verdict::GiveUp(e) if e.contains("Idempotency-Key")));
     }
 
     #[test]
