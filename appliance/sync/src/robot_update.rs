@@ -11,6 +11,8 @@
 //!
 //! The archive holds the folder's contents at its root (`robot.toml`,
 //! `prompt.md`, `audio/<phrase>.wav`): regular files and directories only.
+//! The installed folder gets a `.voiceblock-sha256` file ([`SHA_FILE`]) so a
+//! redelivered push is answered "unchanged" instead of being swapped in again.
 
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -456,6 +458,12 @@ pub fn validate_with_loader(dir: &Path) -> Result<Value, Vec<String>> {
 /// `<name>.prev` (an older `.prev` is removed first), then `staged` is
 /// renamed into place. If the last rename fails the current folder is put
 /// back. Returns whether there was a previous folder.
+///
+/// Two renames, not one exchange: between them (microseconds) `<name>` does
+/// not exist, so a reader must treat a missing folder as "keep the robot
+/// already loaded". After a power cut in that window [`recover`] puts
+/// `<name>.prev` back. (`renameat2(RENAME_EXCHANGE)` would close the window
+/// but needs `unsafe` FFI; not worth it for a folder read at reload time.)
 pub fn swap_in(robots: &Path, name: &str, staged: &Path) -> Result<bool, RobotUpdateError> {
     let target = robots.join(name);
     let prev = robots.join(format!("{name}{PREV_SUFFIX}"));
