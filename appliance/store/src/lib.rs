@@ -18,6 +18,9 @@
 //!  Store::leads_since ──export::write_csv | write_json──► `voiceblock leads export`
 //!
 //!  config pushes ──Store::record_config──► config_history (applied | rejected, with errors)
+//!
+//!  outbox ──Store::forwarder_pending(name)──► forwarder (webhook) ──Store::forwarder_done──►
+//!         forwarder_cursors (per forwarder, apart from the MQTT flag) + forwarder_failures
 //! ```
 //!
 //! - [`store`]: opening (integrity check, migrations), writes, queries (lists,
@@ -37,7 +40,7 @@ pub mod store;
 
 pub use error::StoreError;
 pub use model::{
-    CallDetail, CallSummary, ConfigEntry, ConfigOutcome, LeadRow, NewCall, NewLead, NewTurn,
-    OutboxMessage, Speaker, Timestamp, TurnRow,
+    CallDetail, CallSummary, ConfigEntry, ConfigOutcome, ForwarderFailure, LeadRow, NewCall,
+    NewLead, NewTurn, OutboxMessage, Speaker, Timestamp, TurnRow,
 };
 pub use store::{Retention, RetentionReport, Store, Topic};

@@ -138,6 +138,21 @@ pub struct OutboxMessage {
     pub attempts: i64,
 }
 
+/// A message a forwarder gave up on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForwarderFailure {
+    /// The message's stable id.
+    pub msg_id: String,
+    /// Its outbox seq.
+    pub seq: i64,
+    /// When the forwarder gave up.
+    pub failed_at: Timestamp,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last error (e.g. the HTTP status and body start).
+    pub error: String,
+}
+
 /// A stored lead, for export.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LeadRow {

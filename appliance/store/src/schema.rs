@@ -64,6 +64,27 @@ pub const MIGRATIONS: &[&str] = &[
         errors      TEXT                -- JSON array of strings
     );
     "#,
+    // 2: forwarders (webhook, later e-mail/CRM) keep their own delivery
+    // state, apart from the MQTT delivered flag: a cursor per forwarder (the
+    // highest outbox seq it has finished, delivered or given up) and the
+    // messages it gave up on, with the reason. Retention keeps every call
+    // whose messages a registered forwarder has not passed.
+    r#"
+    CREATE TABLE forwarder_cursors (
+        forwarder   TEXT PRIMARY KEY,
+        last_seq    INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL    -- unix ms
+    );
+    CREATE TABLE forwarder_failures (
+        forwarder   TEXT NOT NULL,
+        msg_id      TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        failed_at   INTEGER NOT NULL,   -- unix ms
+        attempts    INTEGER NOT NULL,
+        error       TEXT NOT NULL,
+        PRIMARY KEY (forwarder, msg_id)
+    );
+    "#,
 ];
 
 /// The newest schema version this build knows.

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::error::StoreError;
 use crate::model::{
-    CallDetail, CallSummary, ConfigEntry, ConfigOutcome, LeadRow, NewCall, OutboxMessage, Speaker,
-    Timestamp, TurnRow,
+    CallDetail, CallSummary, ConfigEntry, ConfigOutcome, ForwarderFailure, LeadRow, NewCall,
+    OutboxMessage, Speaker, Timestamp, TurnRow,
 };
 use crate::schema;
 
@@ -480,6 +480,156 @@ impl Store {
             .map_err(self.err("reading a message"))
     }
 
+    /// Messages on `topics` that `forwarder` has not finished yet (past its
+    /// cursor), in outbox order, at most `limit`. Independent of the MQTT
+    /// delivered flag: a forwarder sees every message, delivered or not.
+    pub fn forwarder_pending(
+        &self,
+        forwarder: &str,
+        topics: &[Topic],
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        if topics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = topics
+            .iter()
+            .map(|t| format!("'{}'", t.as_str()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let conn = self.conn();
+        let e = self.err("reading the outbox for a forwarder");
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT seq, msg_id, call_id, topic, payload, created_at, attempts FROM outbox
+                 WHERE seq > COALESCE((SELECT last_seq FROM forwarder_cursors WHERE forwarder = ?1), 0)
+                   AND topic IN ({list})
+                 ORDER BY seq LIMIT ?2"
+            ))
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map(params![forwarder, limit as i64], |r| {
+                Ok(OutboxMessage {
+                    seq: r.get(0)?,
+                    msg_id: r.get(1)?,
+                    call_id: r.get(2)?,
+                    topic: r.get(3)?,
+                    payload: r.get(4)?,
+                    created_at: Timestamp(r.get(5)?),
+                    attempts: r.get(6)?,
+                })
+            })
+            .map_err(&e)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&e)
+    }
+
+    /// Records that `forwarder` is finished with `msg`: delivered when
+    /// `failure` is `None`, given up (with the reason) otherwise. Moves the
+    /// forwarder's cursor past it; both in one transaction.
+    pub fn forwarder_done(
+        &self,
+        forwarder: &str,
+        msg: &OutboxMessage,
+        attempts: u32,
+        failure: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_len("forwarder name", forwarder, MAX_ID_BYTES)?;
+        let conn = self.conn();
+        let e = self.err("recording a forwarder delivery");
+        let now = Timestamp::now().0;
+        let tx = conn.unchecked_transaction().map_err(&e)?;
+        if let Some(error) = failure {
+            let error: String = error.chars().take(512).collect();
+            tx.execute(
+                "INSERT OR REPLACE INTO forwarder_failures (forwarder, msg_id, seq, failed_at, attempts, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![forwarder, msg.msg_id, msg.seq, now, attempts, error],
+            )
+            .map_err(&e)?;
+        }
+        tx.execute(
+            "INSERT INTO forwarder_cursors (forwarder, last_seq, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (forwarder) DO UPDATE
+             SET last_seq = max(last_seq, excluded.last_seq), updated_at = excluded.updated_at",
+            params![forwarder, msg.seq, now],
+        )
+        .map_err(&e)?;
+        tx.commit().map_err(&e)
+    }
+
+    /// Registers `forwarder` (its cursor starts at 0 the first time): from
+    /// now on retention keeps every message it has not passed.
+    pub fn forwarder_register(&self, forwarder: &str) -> Result<(), StoreError> {
+        check_len("forwarder name", forwarder, MAX_ID_BYTES)?;
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO forwarder_cursors (forwarder, last_seq, updated_at) VALUES (?1, 0, ?2)",
+                params![forwarder, Timestamp::now().0],
+            )
+            .map_err(self.err("registering a forwarder"))?;
+        Ok(())
+    }
+
+    /// Forgets `forwarder` (its cursor and failures): retention no longer
+    /// waits for it. For a forwarder taken out of the config.
+    pub fn forwarder_remove(&self, forwarder: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let e = self.err("removing a forwarder");
+        let tx = conn.unchecked_transaction().map_err(&e)?;
+        tx.execute(
+            "DELETE FROM forwarder_cursors WHERE forwarder = ?1",
+            [forwarder],
+        )
+        .map_err(&e)?;
+        tx.execute(
+            "DELETE FROM forwarder_failures WHERE forwarder = ?1",
+            [forwarder],
+        )
+        .map_err(&e)?;
+        tx.commit().map_err(&e)
+    }
+
+    /// The highest outbox seq `forwarder` has finished (0 when none).
+    pub fn forwarder_cursor(&self, forwarder: &str) -> Result<i64, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT last_seq FROM forwarder_cursors WHERE forwarder = ?1",
+                [forwarder],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|v| v.unwrap_or(0))
+            .map_err(self.err("reading a forwarder cursor"))
+    }
+
+    /// Messages `forwarder` gave up on, newest first, at most `limit`.
+    pub fn forwarder_failures(
+        &self,
+        forwarder: &str,
+        limit: usize,
+    ) -> Result<Vec<ForwarderFailure>, StoreError> {
+        let conn = self.conn();
+        let e = self.err("reading forwarder failures");
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT msg_id, seq, failed_at, attempts, error FROM forwarder_failures
+                 WHERE forwarder = ?1 ORDER BY seq DESC LIMIT ?2",
+            )
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map(params![forwarder, limit as i64], |r| {
+                Ok(ForwarderFailure {
+                    msg_id: r.get(0)?,
+                    seq: r.get(1)?,
+                    failed_at: Timestamp(r.get(2)?),
+                    attempts: r.get(3)?,
+                    error: r.get(4)?,
+                })
+            })
+            .map_err(&e)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&e)
+    }
+
     /// Leads stored at or after `since` (all when `None`), oldest first.
     pub fn leads_since(&self, since: Option<Timestamp>) -> Result<Vec<LeadRow>, StoreError> {
         self.leads_page(since, usize::MAX)
@@ -705,8 +855,9 @@ impl Store {
 
     /// Deletes the oldest calls (turns, lead, delivered outbox rows with
     /// them) until the store fits `budget`. A call with any undelivered
-    /// message is never deleted, whatever the budget: leads are not lost to
-    /// make room; the report says when that leaves the store over budget.
+    /// message is never deleted, whatever the budget, nor one a registered
+    /// forwarder has not yet passed: leads are not lost to make room; the
+    /// report says when that leaves the store over budget.
     pub fn enforce_retention(&self, budget: &Retention) -> Result<RetentionReport, StoreError> {
         let conn = self.conn();
         let e = self.err("enforcing retention");
@@ -724,7 +875,8 @@ impl Store {
         // Delivered messages of no call go first: nothing else refers to them.
         if report.bytes_after > budget.max_bytes {
             conn.execute(
-                "DELETE FROM outbox WHERE call_id IS NULL AND delivered_at IS NOT NULL",
+                "DELETE FROM outbox WHERE call_id IS NULL AND delivered_at IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM forwarder_cursors f WHERE outbox.seq > f.last_seq)",
                 [],
             )
             .map_err(&e)?;
@@ -746,6 +898,8 @@ impl Store {
                     .prepare_cached(
                         "SELECT c.id FROM calls c
                          WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.call_id = c.id AND o.delivered_at IS NULL)
+                           AND NOT EXISTS (SELECT 1 FROM outbox o, forwarder_cursors f
+                                           WHERE o.call_id = c.id AND o.seq > f.last_seq)
                          ORDER BY c.ended_at, c.rowid LIMIT ?1",
                     )
                     .map_err(&e)?;
@@ -1037,6 +1191,111 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, schema::LATEST);
+    }
+
+    #[test]
+    fn forwarders_keep_their_own_cursor_apart_from_the_mqtt_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("box.db")).unwrap();
+        s.record_call(&call("c1", "+1")).unwrap();
+        s.record_call(&call("c2", "+2")).unwrap();
+        // MQTT delivery does not hide a message from a forwarder.
+        assert!(s.mark_delivered("c1:call").unwrap());
+        let all = s
+            .forwarder_pending("hook", &[Topic::Leads, Topic::Calls], 10)
+            .unwrap();
+        let ids: Vec<_> = all.iter().map(|m| m.msg_id.as_str()).collect();
+        assert_eq!(ids, ["c1:call", "c1:lead", "c2:call", "c2:lead"]);
+        let leads = s.forwarder_pending("hook", &[Topic::Leads], 10).unwrap();
+        assert_eq!(leads.len(), 2);
+        assert_eq!(s.forwarder_cursor("hook").unwrap(), 0);
+        s.forwarder_done("hook", &all[0], 1, None).unwrap();
+        s.forwarder_done("hook", &all[1], 3, Some("HTTP 400: bad field"))
+            .unwrap();
+        // A lower seq never moves the cursor back.
+        s.forwarder_done("hook", &all[0], 1, None).unwrap();
+        assert_eq!(s.forwarder_cursor("hook").unwrap(), all[1].seq);
+        let left = s
+            .forwarder_pending("hook", &[Topic::Leads, Topic::Calls], 10)
+            .unwrap();
+        assert_eq!(left.len(), 2);
+        assert_eq!(left[0].msg_id, "c2:call");
+        // Another forwarder starts from the beginning.
+        assert_eq!(
+            s.forwarder_pending("crm", &[Topic::Leads, Topic::Calls], 10)
+                .unwrap()
+                .len(),
+            4
+        );
+        let f = s.forwarder_failures("hook", 10).unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].msg_id, "c1:lead");
+        assert_eq!(f[0].attempts, 3);
+        assert_eq!(f[0].error, "HTTP 400: bad field");
+        // The MQTT side is untouched.
+        assert_eq!(s.outbox_depth().unwrap(), 3);
+    }
+
+    #[test]
+    fn retention_keeps_what_a_registered_forwarder_has_not_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("box.db")).unwrap();
+        s.forwarder_register("hook").unwrap();
+        for i in 0..3 {
+            s.record_call(&call(&format!("c{i}"), "+1")).unwrap();
+        }
+        for m in s.pending(100).unwrap() {
+            s.mark_delivered(&m.msg_id).unwrap();
+        }
+        let budget = Retention {
+            max_bytes: u64::MAX,
+            max_calls: 0,
+        };
+        // Delivered over MQTT, but the webhook has not sent any of them.
+        let r = s.enforce_retention(&budget).unwrap();
+        assert_eq!((r.deleted_calls, r.over_budget), (0, true));
+        // It passes the first call's two messages: that call may go.
+        let p = s
+            .forwarder_pending("hook", &[Topic::Leads, Topic::Calls], 2)
+            .unwrap();
+        for m in &p {
+            s.forwarder_done("hook", m, 1, None).unwrap();
+        }
+        let r = s.enforce_retention(&budget).unwrap();
+        assert_eq!((r.deleted_calls, r.calls_left), (1, 2));
+        // Removed from the config: retention stops waiting for it.
+        s.forwarder_remove("hook").unwrap();
+        let r = s.enforce_retention(&budget).unwrap();
+        assert_eq!((r.deleted_calls, r.calls_left), (2, 0));
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_to_the_forwarder_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("box.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+            c.execute_batch("PRAGMA user_version = 1").unwrap();
+            c.execute(
+                "INSERT INTO outbox (msg_id, topic, payload, created_at) VALUES ('m1', 'leads', '{}', 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let v: i64 = s
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 2);
+        let p = s.forwarder_pending("hook", &[Topic::Leads], 10).unwrap();
+        assert_eq!(p.len(), 1);
+        s.forwarder_done("hook", &p[0], 1, None).unwrap();
+        assert!(s
+            .forwarder_pending("hook", &[Topic::Leads], 10)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

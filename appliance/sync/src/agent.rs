@@ -24,6 +24,7 @@ use crate::backoff::{seed_of, Backoff};
 use crate::config::SyncConfig;
 use crate::error::SyncError;
 use crate::remote::{self, ConfigDecision, Device};
+use crate::robot_update;
 use crate::tls;
 use crate::topics::{Incoming, Topics};
 
@@ -80,6 +81,13 @@ pub enum AgentEvent {
         version: Option<u64>,
         /// Why.
         errors: Vec<String>,
+    },
+    /// A robot update was installed (`ok`) or refused.
+    RobotUpdate {
+        /// Request id.
+        request_id: String,
+        /// It was installed.
+        ok: bool,
     },
     /// A command was answered.
     CommandAnswered {
@@ -214,8 +222,42 @@ impl Agent {
                 }
             })
         };
+        // The webhook forwarder, also beside the connection: it keeps its
+        // own cursor and works whether the broker is reachable or not.
+        // Registered so that retention keeps what it has not sent; forgotten
+        // when it is taken out of the config, so retention stops waiting.
+        {
+            let store = self.store.clone();
+            let configured = self.config.webhook.is_some();
+            let r = tokio::task::spawn_blocking(move || {
+                if configured {
+                    store.forwarder_register(crate::webhook::FORWARDER)
+                } else {
+                    store.forwarder_remove(crate::webhook::FORWARDER)
+                }
+            })
+            .await;
+            if let Ok(Err(e)) = r {
+                tracing::error!(error = %e, "webhook: cannot update its registration in the store");
+            }
+        }
+        let webhook = self.config.webhook.clone().map(|w| {
+            tokio::spawn(crate::webhook::run(
+                self.store.clone(),
+                w,
+                self.config.device_id.clone(),
+                self.config.outbox_poll,
+                cancel.clone(),
+                None,
+            ))
+        });
         self.connect_loop(&cancel).await;
         retention.abort();
+        if let Some(w) = webhook {
+            // It ends on the same cancellation; an in-flight POST is bounded
+            // by its timeout.
+            let _ = w.await;
+        }
     }
 
     async fn connect_loop(&mut self, cancel: &CancellationToken) {
@@ -308,7 +350,11 @@ impl Agent {
         };
         let status = self.status("online");
         self.publish_other(&mut s, self.topics.status(), status, true);
-        for filter in [self.topics.config_desired(), self.topics.cmd_filter()] {
+        for filter in [
+            self.topics.config_desired(),
+            self.topics.cmd_filter(),
+            self.topics.robot_filter(),
+        ] {
             if s.client.try_subscribe(filter, QoS::AtLeastOnce).is_err() {
                 return (true, Err(SyncError::ClientGone));
             }
@@ -493,7 +539,8 @@ impl Agent {
                 for code in ack.return_codes {
                     if !matches!(code, SubscribeReasonCode::Success(_)) {
                         let message = SyncError::SubscribeRefused {
-                            filter: self.topics.base().to_string() + "/{config/desired,cmd/+}",
+                            filter: self.topics.base().to_string()
+                                + "/{config/desired,cmd/+,robot/+}",
                             reason: format!("{code:?}"),
                         }
                         .to_string();
@@ -539,6 +586,31 @@ impl Agent {
                     false,
                 );
                 self.emit(AgentEvent::CommandAnswered { request_id, ok });
+            }
+            Incoming::RobotUpdate(request_id) => {
+                // Unpacking up to 64 MiB is blocking work; the connection
+                // waits for it, as for any command (one at a time).
+                let device = self.device.clone();
+                let payload = p.payload.clone();
+                let reply = tokio::task::spawn_blocking(move || {
+                    robot_update::handle(device.as_ref(), &payload)
+                })
+                .await
+                .unwrap_or_else(|_| remote::refusal("the robot update handler panicked"));
+                let ok = reply["ok"] == true;
+                if ok {
+                    tracing::info!(%request_id, result = %reply["result"], "robot update installed");
+                } else {
+                    tracing::warn!(%request_id, error = %reply["error"], "robot update refused; the robot in force stays");
+                }
+                let reply = json!({ "request_id": request_id, "device": self.config.device_id, "reply": reply });
+                self.publish_other(
+                    s,
+                    self.topics.robot_reply(&request_id),
+                    reply.to_string().into_bytes(),
+                    false,
+                );
+                self.emit(AgentEvent::RobotUpdate { request_id, ok });
             }
             Incoming::BadRequestId => {
                 tracing::warn!(%topic, "mqtt: command with an invalid request id ignored (no reply topic can be formed)");

@@ -11,6 +11,9 @@
 //! ca_file = "/etc/voiceblock/fleet-ca.pem"
 //! username = "box-01"                           # omit for anonymous (brokers should refuse)
 //! password_file = "/etc/voiceblock/mqtt.secret" # one line; kept out of the config
+//!
+//! [sync.webhook]                                # optional; see crate::webhook
+//! url = "https://crm.example.com/hooks/voiceblock"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -67,6 +70,9 @@ pub struct RawSync {
     /// Calls kept at most (default 100000).
     #[serde(default = "default_retention_calls")]
     pub retention_max_calls: u64,
+    /// Optional HTTPS webhook forwarder (`[sync.webhook]`).
+    #[serde(default)]
+    pub webhook: Option<crate::webhook::RawWebhook>,
 }
 
 /// Broker fields shared by device and fleet files.
@@ -179,6 +185,8 @@ pub struct SyncConfig {
     pub outbox_poll: Duration,
     /// Store budget, enforced at start and hourly.
     pub retention: vb_store::Retention,
+    /// The webhook forwarder, when configured.
+    pub webhook: Option<crate::webhook::WebhookConfig>,
 }
 
 impl SyncConfig {
@@ -194,6 +202,7 @@ impl SyncConfig {
             metrics_interval: Some(Duration::from_secs(default_metrics())),
             backoff_max: Duration::from_secs(default_backoff()),
             outbox_poll: Duration::from_millis(default_poll()),
+            webhook: None,
             retention: vb_store::Retention {
                 max_bytes: default_retention_mb().saturating_mul(1024 * 1024),
                 max_calls: default_retention_calls(),
@@ -329,6 +338,10 @@ impl RawSync {
             problems.push("retention_max_mb and retention_max_calls must be 1 or more".into());
         }
         let broker = self.broker.validate(base, &mut problems);
+        let webhook = self
+            .webhook
+            .as_ref()
+            .map(|w| w.validate(base, &mut problems));
         match broker {
             Some(broker) if problems.is_empty() => Ok(SyncConfig {
                 device_id: self.device_id.clone(),
@@ -346,6 +359,7 @@ impl RawSync {
                     max_bytes: self.retention_max_mb.saturating_mul(1024 * 1024),
                     max_calls: self.retention_max_calls,
                 },
+                webhook: webhook.flatten(),
             }),
             _ => Err(ConfigError {
                 path: path.to_path_buf(),

@@ -1,7 +1,7 @@
 //! The fleet side: an operator's MQTT client with admin credentials. Lists
 //! devices from their retained status, tails leads (de-duplicated by id),
 //! pushes configs and waits for the devices' reports, sends commands and
-//! waits for the reply.
+//! robot updates and waits for the reply.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -281,6 +281,30 @@ impl FleetClient {
         self.subscribe(&reply).await?;
         self.publish(&t.cmd(&id), command.to_string().into_bytes(), false)
             .await?;
+        self.wait_for(&reply, timeout, |_| true).await
+    }
+
+    /// Sends a robot folder's archive (a tar.gz, see
+    /// [`crate::robot_update::pack`]) to `device` as `name`, and waits for
+    /// the reply: `{"ok": true, "result": ...}` or `{"ok": false, "error": ...}`
+    /// (inside the reply envelope, under `"reply"`).
+    pub async fn push_robot(
+        &mut self,
+        device: &str,
+        name: &str,
+        archive: &[u8],
+        timeout: Duration,
+    ) -> Result<Value, SyncError> {
+        let t = Topics::new(device);
+        let id = uuid::Uuid::new_v4().to_string();
+        let reply = t.robot_reply(&id);
+        self.subscribe(&reply).await?;
+        self.publish(
+            &t.robot(&id),
+            crate::robot_update::push_message(name, archive),
+            false,
+        )
+        .await?;
         self.wait_for(&reply, timeout, |_| true).await
     }
 

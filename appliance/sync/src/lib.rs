@@ -15,18 +15,27 @@
 //!        └──mark_delivered(msg id)──┘
 //!                                   │  retained status (+ last will "offline"), metrics
 //!  broker ──config/desired──► remote::parse_desired ──► Device::apply_config ──► config/reported
-//!  broker ──cmd/<id>────────► remote::parse_command ──► Device::{reload,logs,outbound} ──► cmd/<id>/reply
+//!  broker ──cmd/<id>────────► remote::parse_command ──► Device::{reload,logs,outbound,place_test_call} ──► cmd/<id>/reply
+//!  broker ──robot/<id>──────► robot_update::verify (size, sha256) ──► unpack (limits, no links/..)
+//!            into robots/.robot-incoming-*/ ──► Device::validate_robot ──► rename swap (old → <name>.prev)
+//!            ──► Device::robot_installed (Err → roll back) ──► robot/<id>/reply
 //!
 //!  SyncHandle (bounded, coalescing) ──"outbox changed"──► agent
+//!  vb-store outbox ──forwarder_pending("webhook")──► webhook::run ──POST JSON, Idempotency-Key──► HTTPS endpoint
+//!        ▲                                             │ 2xx: delivered; 4xx: given up (recorded); 408/429/5xx/timeout: retry
+//!        └──forwarder_done (own cursor, apart from the MQTT flag)──┘
 //!  connection lost ──backoff::Backoff (capped exponential, jitter)──► fresh session (clean_start=false)
 //! ```
 //!
 //! - [`config`]: the `[sync]` TOML section, validated into [`SyncConfig`] with every problem listed.
 //! - [`topics`]: the topic tree (`voiceblock/<device>/...`), pure.
 //! - [`remote`]: config pushes and commands: size limits, parsing, replies; pure.
+//! - [`robot_update`]: robot pushes (tar.gz + sha256): limits, safe unpack,
+//!   validation, atomic swap with rollback, and the packer the fleet uses.
 //! - [`backoff`]: reconnect delays; pure.
 //! - [`tls`]: the rustls client config (ring) and rumqttc options.
 //! - [`agent`]: the device-side task.
+//! - [`webhook`]: the HTTPS webhook forwarder (off the call path, own delivery cursor).
 //! - [`fleet`]: the fleet-side client.
 //! - [`error`]: [`SyncError`], with one variant per thing an operator must fix.
 
@@ -36,10 +45,12 @@ pub mod config;
 pub mod error;
 pub mod fleet;
 pub mod remote;
+pub mod robot_update;
 #[cfg(feature = "test-broker")]
 pub mod testing;
 pub mod tls;
 pub mod topics;
+pub mod webhook;
 
 pub use agent::{Agent, AgentEvent, SyncHandle};
 pub use config::{BrokerConn, ConfigError, SyncConfig};

@@ -2,6 +2,8 @@
 //! parsing, and the replies. Pure: the agent does the I/O, the daemon's
 //! [`Device`] does the work.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -28,6 +30,58 @@ pub trait Device: Send + Sync + 'static {
     fn health(&self) -> Value;
     /// Daemon metrics (calls, turn latency percentiles, real-time factors).
     fn metrics(&self) -> Value;
+    /// The folder robot updates are installed into (`robots/<name>`); `None`
+    /// (the default) refuses robot updates.
+    fn robots_dir(&self) -> Option<PathBuf> {
+        None
+    }
+    /// Validates a pushed robot unpacked in `dir` (a staging folder, not yet
+    /// in use) before it is swapped in; on `Err` (every problem) the robot in
+    /// force stays. The default runs vb-dialog's robot loader.
+    fn validate_robot(&self, name: &str, dir: &Path) -> Result<Value, Vec<String>> {
+        let _ = name;
+        crate::robot_update::validate_with_loader(dir)
+    }
+    /// Called after a pushed robot was swapped in at `dir` (the previous one
+    /// is at `<name>.prev`): the daemon takes it into use (e.g. reloads). On
+    /// `Err` the previous folder is put back and the push is refused. The
+    /// default does nothing: the new folder is used from the next load.
+    fn robot_installed(&self, name: &str, dir: &Path) -> Result<Value, String> {
+        let _ = (name, dir);
+        Ok(Value::Null)
+    }
+    /// Places a test call to `target` (a phone number or SIP URI, already
+    /// checked by [`parse_command`]) and returns what the daemon can say
+    /// about it (e.g. the call id). The default refuses: a box without
+    /// telephony (the standalone sync agent) cannot call.
+    fn place_test_call(&self, target: &str) -> Result<Value, String> {
+        let _ = target;
+        Err("test calls are not available here: this process has no telephony".into())
+    }
+}
+
+/// Longest test-call target.
+pub const MAX_TARGET_LEN: usize = 128;
+
+/// Checks a test-call target: a phone number (`+15551234567`, `101`) or a
+/// SIP URI (`sip:101@pbx.local;transport=tcp`), 1-128 characters from the
+/// set those use; never whitespace or control characters.
+pub fn check_target(target: &str) -> Result<(), String> {
+    if target.is_empty() || target.len() > MAX_TARGET_LEN {
+        return Err(format!(
+            "test_call: target is {} characters, allowed 1-{MAX_TARGET_LEN}",
+            target.len()
+        ));
+    }
+    if let Some(c) = target
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "+@:._;=-*#".contains(*c)))
+    {
+        return Err(format!(
+            "test_call: target {target:?} holds {c:?}; use a phone number or a SIP URI"
+        ));
+    }
+    Ok(())
 }
 
 /// A config push as sent on `config/desired`.
@@ -112,6 +166,11 @@ pub enum DeviceCommand {
         /// `start` or `stop`.
         action: OutboundAction,
     },
+    /// Place a test call to `target` (phone number or SIP URI).
+    TestCall {
+        /// Whom to call.
+        target: String,
+    },
 }
 
 /// `start` or `stop`.
@@ -133,12 +192,14 @@ pub fn parse_command(payload: &[u8]) -> Result<DeviceCommand, String> {
         ));
     }
     let cmd: DeviceCommand = serde_json::from_slice(payload).map_err(|e| {
-        format!("bad command: {e} (commands: {{\"command\":\"reload\"}}, {{\"command\":\"logs\",\"lines\":N}}, {{\"command\":\"outbound\",\"action\":\"start|stop\"}})")
+        format!("bad command: {e} (commands: {{\"command\":\"reload\"}}, {{\"command\":\"logs\",\"lines\":N}}, {{\"command\":\"outbound\",\"action\":\"start|stop\"}}, {{\"command\":\"test_call\",\"target\":\"+15551234567|sip:101@pbx\"}})")
     })?;
-    if let DeviceCommand::Logs { lines } = cmd {
-        if lines == 0 || lines > MAX_LOG_LINES {
+    match &cmd {
+        DeviceCommand::Logs { lines } if *lines == 0 || *lines > MAX_LOG_LINES => {
             return Err(format!("logs: lines is {lines}, allowed 1-{MAX_LOG_LINES}"));
         }
+        DeviceCommand::TestCall { target } => check_target(target)?,
+        _ => {}
     }
     Ok(cmd)
 }
@@ -153,6 +214,7 @@ pub fn execute(device: &dyn Device, cmd: &DeviceCommand) -> Value {
         DeviceCommand::Outbound { action } => {
             device.outbound_queue(*action == OutboundAction::Start)
         }
+        DeviceCommand::TestCall { target } => device.place_test_call(target),
     };
     match result {
         Ok(v) => json!({ "ok": true, "result": v }),
@@ -196,6 +258,106 @@ mod tests {
         assert_eq!(decide(2, Some(1)), ConfigDecision::Apply);
         assert_eq!(decide(2, Some(2)), ConfigDecision::Unchanged);
         assert_eq!(decide(1, Some(2)), ConfigDecision::Stale { current: 2 });
+    }
+
+    struct Caller(std::sync::Mutex<Vec<String>>);
+
+    impl Device for Caller {
+        fn apply_config(&self, _: u64, _: &Value) -> Result<(), Vec<String>> {
+            Ok(())
+        }
+        fn reload(&self) -> Result<Value, String> {
+            Ok(Value::Null)
+        }
+        fn recent_logs(&self, _: usize) -> Result<Vec<String>, String> {
+            Ok(vec![])
+        }
+        fn outbound_queue(&self, _: bool) -> Result<Value, String> {
+            Ok(Value::Null)
+        }
+        fn health(&self) -> Value {
+            Value::Null
+        }
+        fn metrics(&self) -> Value {
+            Value::Null
+        }
+        fn place_test_call(&self, target: &str) -> Result<Value, String> {
+            if target == "+100" {
+                return Err("SIP: 486 Busy Here".into());
+            }
+            self.0.lock().unwrap().push(target.to_string());
+            Ok(json!({ "call_id": "t-1" }))
+        }
+    }
+
+    #[test]
+    fn test_calls_are_checked_then_routed_to_the_device() {
+        let cmd =
+            parse_command(br#"{"command":"test_call","target":"sip:101@pbx.local;transport=tcp"}"#)
+                .unwrap();
+        assert_eq!(
+            cmd,
+            DeviceCommand::TestCall {
+                target: "sip:101@pbx.local;transport=tcp".into()
+            }
+        );
+        let dev = Caller(Default::default());
+        let r = execute(&dev, &cmd);
+        assert_eq!(r, json!({ "ok": true, "result": { "call_id": "t-1" } }));
+        assert_eq!(
+            *dev.0.lock().unwrap(),
+            vec!["sip:101@pbx.local;transport=tcp"]
+        );
+        let r = execute(
+            &dev,
+            &parse_command(br#"{"command":"test_call","target":"+100"}"#).unwrap(),
+        );
+        assert_eq!(r, json!({ "ok": false, "error": "SIP: 486 Busy Here" }));
+
+        let e = parse_command(br#"{"command":"test_call","target":""}"#).unwrap_err();
+        assert_eq!(e, "test_call: target is 0 characters, allowed 1-128");
+        let e = parse_command(br#"{"command":"test_call","target":"+1555\r\nBYE"}"#).unwrap_err();
+        assert!(e.contains("use a phone number or a SIP URI"), "{e}");
+        let long = format!(
+            r#"{{"command":"test_call","target":"{}"}}"#,
+            "1".repeat(129)
+        );
+        assert!(parse_command(long.as_bytes())
+            .unwrap_err()
+            .contains("allowed 1-128"));
+        let e = parse_command(br#"{"command":"test_call"}"#).unwrap_err();
+        assert!(e.contains("missing field `target`"), "{e}");
+        let e = parse_command(br#"{"command":"test_call","target":"1","x":1}"#).unwrap_err();
+        assert!(e.contains("unknown field `x`"), "{e}");
+
+        // A device without telephony says so.
+        struct Plain;
+        impl Device for Plain {
+            fn apply_config(&self, _: u64, _: &Value) -> Result<(), Vec<String>> {
+                Ok(())
+            }
+            fn reload(&self) -> Result<Value, String> {
+                Ok(Value::Null)
+            }
+            fn recent_logs(&self, _: usize) -> Result<Vec<String>, String> {
+                Ok(vec![])
+            }
+            fn outbound_queue(&self, _: bool) -> Result<Value, String> {
+                Ok(Value::Null)
+            }
+            fn health(&self) -> Value {
+                Value::Null
+            }
+            fn metrics(&self) -> Value {
+                Value::Null
+            }
+        }
+        let r = execute(
+            &Plain,
+            &parse_command(br#"{"command":"test_call","target":"101"}"#).unwrap(),
+        );
+        assert_eq!(r["ok"], false);
+        assert!(r["error"].as_str().unwrap().contains("no telephony"), "{r}");
     }
 
     #[test]

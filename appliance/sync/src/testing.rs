@@ -2,7 +2,8 @@
 //! server certificate made with the openssl CLI, a password file made with
 //! `mosquitto_passwd`, an ACL that keeps each device in
 //! `voiceblock/<user>/#` and gives `admin` the whole tree, persistence on,
-//! TLS on an ephemeral 127.0.0.1 port, everything in a temp dir.
+//! TLS on an ephemeral 127.0.0.1 port, everything in a temp dir. Also a
+//! scripted HTTPS server ([`HttpsServer`]) for the webhook forwarder's tests.
 //!
 //! mosquitto, mosquitto_passwd and openssl come from `scripts/setup` (apt
 //! packages `mosquitto`, `mosquitto-clients`, `openssl`); a missing one fails
@@ -90,6 +91,51 @@ pub fn make_ca(dir: &Path, name: &str) -> PathBuf {
     pem
 }
 
+/// Makes a server certificate (`<name>.pem`, `<name>.key`) for `localhost`
+/// and 127.0.0.1, signed by the CA `<ca>` made by [`make_ca`] in `dir`.
+pub fn make_server_cert(dir: &Path, ca: &str, name: &str) -> (PathBuf, PathBuf) {
+    let openssl = need("openssl");
+    let (pem, key, csr) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.csr")),
+    );
+    run(Command::new(&openssl)
+        .args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr));
+    let ext = dir.join(format!("{name}.ext.cnf"));
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(Command::new(&openssl)
+        .args(["x509", "-req", "-days", "3", "-CAcreateserial"])
+        .arg("-in")
+        .arg(&csr)
+        .arg("-CA")
+        .arg(dir.join(format!("{ca}.pem")))
+        .arg("-CAkey")
+        .arg(dir.join(format!("{ca}.key")))
+        .arg("-out")
+        .arg(&pem)
+        .arg("-extfile")
+        .arg(&ext));
+    (pem, key)
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -102,43 +148,11 @@ impl Broker {
     pub fn start() -> Broker {
         need(MOSQUITTO);
         let passwd = need("mosquitto_passwd");
-        let openssl = need("openssl");
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         make_ca(d, "ca");
         make_ca(d, "other-ca");
-        run(Command::new(&openssl)
-            .args([
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-subj",
-                "/CN=localhost",
-            ])
-            .arg("-keyout")
-            .arg(d.join("server.key"))
-            .arg("-out")
-            .arg(d.join("server.csr")));
-        std::fs::write(
-            d.join("ext.cnf"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        run(Command::new(&openssl)
-            .args(["x509", "-req", "-days", "3", "-CAcreateserial"])
-            .arg("-in")
-            .arg(d.join("server.csr"))
-            .arg("-CA")
-            .arg(d.join("ca.pem"))
-            .arg("-CAkey")
-            .arg(d.join("ca.key"))
-            .arg("-out")
-            .arg(d.join("server.pem"))
-            .arg("-extfile")
-            .arg(d.join("ext.cnf")));
+        make_server_cert(d, "ca", "server");
         let pw = d.join("passwd");
         for (i, (user, pass)) in USERS.iter().enumerate() {
             let mut c = Command::new(&passwd);
@@ -307,4 +321,195 @@ impl Drop for Broker {
             let _ = c.wait();
         }
     }
+}
+
+/// One request the [`HttpsServer`] received.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// Method and path, e.g. `POST /hook`.
+    pub line: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The status it was answered with (0: not answered, the connection
+    /// was held and then closed).
+    pub status: u16,
+}
+
+impl HttpRequest {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A real HTTPS/1.1 server on 127.0.0.1 (std threads + rustls), for webhook
+/// tests. It answers requests in turn with the statuses of its script, then
+/// 200; a scripted 0 holds the connection for `stall` without answering
+/// (a timeout for the client). Every request is recorded.
+pub struct HttpsServer {
+    /// Its port.
+    pub port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<HttpRequest>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpsServer {
+    /// Starts it with a certificate from the CA `ca` in `dir` (see
+    /// [`make_ca`]).
+    pub fn start(dir: &Path, ca: &str, script: Vec<u16>, stall: Duration) -> HttpsServer {
+        use rustls::pki_types::pem::PemObject;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let (pem, key) = make_server_cert(dir, ca, "https-server");
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(&pem)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(std::collections::VecDeque::from(script)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (requests, stop) = (requests.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((sock, _)) => {
+                            let (config, requests, script) =
+                                (config.clone(), requests.clone(), script.clone());
+                            std::thread::spawn(move || {
+                                let _ = serve_one(sock, config, &requests, &script, stall);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        HttpsServer {
+            port,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `https://127.0.0.1:<port>/hook`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/hook", self.port)
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_one(
+    sock: std::net::TcpStream,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    requests: &std::sync::Mutex<Vec<HttpRequest>>,
+    script: &std::sync::Mutex<std::collections::VecDeque<u16>>,
+    stall: Duration,
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    sock.set_nonblocking(false)?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = tls.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let line = lines.next().unwrap_or("").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = tls.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let status = script
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pop_front()
+        .unwrap_or(200);
+    requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(HttpRequest {
+            line,
+            headers,
+            body,
+            status,
+        });
+    if status == 0 {
+        std::thread::sleep(stall);
+        return Ok(());
+    }
+    let text = if status == 200 {
+        "ok"
+    } else {
+        "scripted failure"
+    };
+    write!(
+        tls,
+        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )?;
+    tls.flush()?;
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    Ok(())
 }

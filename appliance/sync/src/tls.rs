@@ -12,10 +12,12 @@ use rustls::pki_types::CertificateDer;
 use crate::config::BrokerConn;
 
 /// Largest MQTT packet the box accepts (CONNECT's Maximum Packet Size: the
-/// broker drops bigger messages instead of sending them). Bigger than every
-/// application limit, so an oversized config push reaches the box and gets a
-/// reply naming the real limit instead of silence.
-pub const MAX_PACKET_BYTES: u32 = 1024 * 1024;
+/// broker drops bigger messages instead of sending them). Just above every
+/// application limit, the largest being a robot push
+/// ([`crate::robot_update::MAX_MESSAGE_BYTES`], about 21.3 MiB), so an
+/// oversized push reaches the box and gets a reply naming the real limit
+/// instead of silence.
+pub const MAX_PACKET_BYTES: u32 = 24 * 1024 * 1024;
 
 /// Installs ring as the process's rustls provider; harmless when called
 /// again or when ring is already installed.

@@ -10,6 +10,8 @@
 //! voiceblock/<device>/config/reported      retained, from the box: applied version or errors
 //! voiceblock/<device>/cmd/<request-id>     a command from the fleet
 //! voiceblock/<device>/cmd/<request-id>/reply   the box's answer
+//! voiceblock/<device>/robot/<request-id>   a robot update (JSON: name, sha256, base64 tar.gz)
+//! voiceblock/<device>/robot/<request-id>/reply the box's answer (installed, or why not)
 //! ```
 
 /// Root of the tree.
@@ -40,7 +42,9 @@ pub enum Incoming {
     ConfigDesired,
     /// A command with its request id.
     Command(String),
-    /// A command topic whose request id is not valid.
+    /// A robot update with its request id.
+    RobotUpdate(String),
+    /// A command or robot topic whose request id is not valid.
     BadRequestId,
     /// Something the box did not subscribe to.
     Other,
@@ -99,6 +103,21 @@ impl Topics {
         self.sub(&format!("cmd/{request_id}/reply"))
     }
 
+    /// The box's robot-update subscription.
+    pub fn robot_filter(&self) -> String {
+        self.sub("robot/+")
+    }
+
+    /// A robot update's topic.
+    pub fn robot(&self, request_id: &str) -> String {
+        self.sub(&format!("robot/{request_id}"))
+    }
+
+    /// A robot update's reply topic.
+    pub fn robot_reply(&self, request_id: &str) -> String {
+        self.sub(&format!("robot/{request_id}/reply"))
+    }
+
     /// Sorts an incoming topic.
     pub fn classify(&self, topic: &str) -> Incoming {
         let Some(rest) = topic
@@ -110,16 +129,25 @@ impl Topics {
         if rest == "config/desired" {
             return Incoming::ConfigDesired;
         }
-        match rest.strip_prefix("cmd/") {
-            Some(id) if !id.contains('/') => {
-                if valid_id(id) {
+        if let Some(id) = rest.strip_prefix("cmd/") {
+            if !id.contains('/') {
+                return if valid_id(id) {
                     Incoming::Command(id.to_string())
                 } else {
                     Incoming::BadRequestId
-                }
+                };
             }
-            _ => Incoming::Other,
         }
+        if let Some(id) = rest.strip_prefix("robot/") {
+            if !id.contains('/') {
+                return if valid_id(id) {
+                    Incoming::RobotUpdate(id.to_string())
+                } else {
+                    Incoming::BadRequestId
+                };
+            }
+        }
+        Incoming::Other
     }
 }
 
@@ -151,6 +179,19 @@ mod tests {
             Incoming::BadRequestId
         );
         assert_eq!(t.classify("voiceblock/dev-a/cmd/r1/reply"), Incoming::Other);
+        assert_eq!(
+            t.classify("voiceblock/dev-a/robot/r-2"),
+            Incoming::RobotUpdate("r-2".into())
+        );
+        assert_eq!(t.robot_reply("r-2"), "voiceblock/dev-a/robot/r-2/reply");
+        assert_eq!(
+            t.classify("voiceblock/dev-a/robot/r-2/reply"),
+            Incoming::Other
+        );
+        assert_eq!(
+            t.classify("voiceblock/dev-a/robot/a b"),
+            Incoming::BadRequestId
+        );
         assert_eq!(t.classify("voiceblock/dev-ab/cmd/r1"), Incoming::Other);
         assert_eq!(split("voiceblock/d1/leads"), Some(("d1", "leads")));
     }

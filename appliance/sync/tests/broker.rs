@@ -22,6 +22,7 @@ struct TestDevice {
     applied: Mutex<Option<(u64, Value)>>,
     reloads: AtomicU32,
     outbound: Mutex<bool>,
+    robots: Option<std::path::PathBuf>,
 }
 
 impl Device for TestDevice {
@@ -57,6 +58,9 @@ impl Device for TestDevice {
     }
     fn metrics(&self) -> Value {
         json!({})
+    }
+    fn robots_dir(&self) -> Option<std::path::PathBuf> {
+        self.robots.clone()
     }
 }
 
@@ -610,5 +614,127 @@ async fn the_agent_enforces_retention_but_keeps_undelivered_calls() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(store.outbox_depth().unwrap(), 4);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_robot_arrives_installed_and_a_bad_one_changes_nothing() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let robots = dir.path().join("robots");
+    let store = Arc::new(Store::open(&dir.path().join("box.db")).unwrap());
+    let device = Arc::new(TestDevice {
+        robots: Some(robots.clone()),
+        ..Default::default()
+    });
+    let cfg = config(&broker, "dev-a", "dev-a", store.path());
+    let mut agent = start(store, cfg, device.clone());
+    agent
+        .wait_for("connected", 20, |e| {
+            matches!(e, AgentEvent::Connected { .. })
+        })
+        .await;
+    let mut adm = admin(&broker, "admin-robot").await;
+    let wait = Duration::from_secs(30);
+
+    // The shipped English robot plus 3 MiB of incompressible audio: the push
+    // is far over the 1 MiB a plain MQTT message gets here, as real robots
+    // with recorded phrases are.
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("audio")).unwrap();
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../robots/reception-en");
+    for f in ["robot.toml", "prompt.md"] {
+        std::fs::copy(shipped.join(f), src.join(f)).unwrap();
+    }
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..3 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(src.join("audio/noise.bin"), &noise).unwrap();
+    let archive = vb_sync::robot_update::pack(&src).unwrap();
+    assert!(archive.len() > 3 * 1024 * 1024);
+
+    let r = adm
+        .push_robot("dev-a", "front-desk", &archive, wait)
+        .await
+        .unwrap();
+    assert_eq!(r["reply"]["ok"], true, "{r}");
+    assert_eq!(
+        r["reply"]["result"]["robot"]["robot"], "reception-en",
+        "{r}"
+    );
+    assert_eq!(
+        std::fs::read(robots.join("front-desk/audio/noise.bin")).unwrap(),
+        noise
+    );
+    assert!(vb_dialog::Robot::load(&robots.join("front-desk")).is_ok());
+    agent
+        .wait_for("robot update", 10, |e| {
+            matches!(e, AgentEvent::RobotUpdate { ok: true, .. })
+        })
+        .await;
+
+    // A wrong checksum: refused with the reason, the installed robot stays.
+    let t = vb_sync::Topics::new("dev-a");
+    let reply_topic = t.robot_reply("bad-sum");
+    adm.subscribe(&reply_topic).await.unwrap();
+    let mut msg: Value =
+        serde_json::from_slice(&vb_sync::robot_update::push_message("front-desk", b"other"))
+            .unwrap();
+    msg["sha256"] = json!(vb_sync::robot_update::sha256_hex(b"something else"));
+    adm.publish(&t.robot("bad-sum"), msg.to_string().into_bytes(), false)
+        .await
+        .unwrap();
+    let m = loop {
+        let m = adm.recv(wait).await.expect("a reply to the bad push");
+        if m.topic == reply_topic {
+            break m.json().unwrap();
+        }
+    };
+    assert_eq!(m["reply"]["ok"], false, "{m}");
+    assert!(
+        m["reply"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256 mismatch"),
+        "{m}"
+    );
+    assert_eq!(
+        std::fs::read(robots.join("front-desk/audio/noise.bin")).unwrap(),
+        noise
+    );
+
+    // A path-traversal entry: refused with the entry named, nothing written.
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..13].copy_from_slice(b"../escaped.sh");
+    h.set_size(3);
+    h.set_mode(0o755);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    b.append(&h, &b"hi\n"[..]).unwrap();
+    let evil = b.into_inner().unwrap().finish().unwrap();
+    let r = adm
+        .push_robot("dev-a", "front-desk", &evil, wait)
+        .await
+        .unwrap();
+    assert_eq!(r["reply"]["ok"], false, "{r}");
+    assert_eq!(
+        r["reply"]["error"], "archive entry \"../escaped.sh\" refused: path traversal ('..')",
+        "{r}"
+    );
+    assert!(!robots.join("escaped.sh").exists());
+    assert!(!dir.path().join("escaped.sh").exists());
+    assert_eq!(
+        std::fs::read(robots.join("front-desk/audio/noise.bin")).unwrap(),
+        noise
+    );
     agent.stop().await;
 }

@@ -758,6 +758,36 @@ fn write_record(dir: &Path, record: &SipCallRecord) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// What a call thread needs, shared by every call.
+#[derive(Clone)]
+struct Calling {
+    pool: Arc<Pool>,
+    robot: Arc<Robot>,
+    live: LiveConfig,
+    sink: Arc<CallSink>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Runs the robot on an answered call in a thread of its own (whisper and
+/// onnxruntime block), counting it in the status.
+fn start_call_thread(call: Call, c: &Calling) -> Result<()> {
+    let c = c.clone();
+    std::thread::Builder::new()
+        .name("vb-call".into())
+        .spawn(move || {
+            let call_id = call.info.call_id.clone();
+            c.sink.status.call_started();
+            let result = serve_call(call, &c.pool, &c.robot, &c.live, &c.sink, c.runtime);
+            c.sink.status.call_ended(result.as_ref().ok());
+            match result {
+                Ok(r) => tracing::info!(%call_id, end = %r.call.end_reason, turns = r.call.turns.len(), "call ended"),
+                Err(e) => tracing::error!(%call_id, error = %format!("{e:#}"), "call failed"),
+            }
+        })
+        .context("starting a call thread")?;
+    Ok(())
+}
+
 /// Opens (creating its folder) the store every call is kept in.
 fn open_store(db: &Path) -> Result<Arc<Store>> {
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -810,6 +840,13 @@ fn prepare(models: &Models, args: &LineArgs, threads: usize) -> Result<(Arc<Pool
 /// `voiceblock run`: the daemon.
 pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
     let (args, setup) = resolve(args)?;
+    if setup.robots_dir.is_dir() {
+        // A power cut in the middle of a robot update from the fleet: put
+        // the folder right before the robot is loaded from it.
+        for name in vb_sync::robot_update::recover(&setup.robots_dir)? {
+            eprintln!("voiceblock: robot {name}: restored the previous folder after an interrupted update");
+        }
+    }
     let (pool, robot) = prepare(models, &args, threads)?;
     let live = args.live_config();
     let rt = runtime()?;
@@ -831,14 +868,21 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         let cancel = CancellationToken::new();
         // Fleet sync: the agent delivers the store's outbox; without a
         // broker in the config, leads wait in the store (`leads export`).
+        // Test calls the fleet asks for; full policy: refused at once
+        // ("busy"), the fleet gets that as the command's reply.
+        let (test_tx, mut test_calls) = mpsc::channel::<String>(4);
         let (sync, sync_task) = match setup.sync {
             Some(config) => {
-                let device = Arc::new(crate::fleet::BoxDevice::new(
-                    args.config.clone().unwrap_or_default(),
-                    setup.db.with_file_name("pushed-config.json"),
-                    store.clone(),
-                    Some(status.clone()),
-                ));
+                let device = Arc::new(
+                    crate::fleet::BoxDevice::new(
+                        args.config.clone().unwrap_or_default(),
+                        setup.db.with_file_name("pushed-config.json"),
+                        store.clone(),
+                        Some(status.clone()),
+                        Some(setup.robots_dir.clone()),
+                    )
+                    .with_test_calls(test_tx),
+                );
                 println!(
                     "voiceblock: fleet sync to {} as {}",
                     config.broker.addr(),
@@ -873,6 +917,13 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             sync,
             status: status.clone(),
         });
+        let calling = Calling {
+            pool: pool.clone(),
+            robot: robot.clone(),
+            live: live.clone(),
+            sink,
+            runtime: handle.clone(),
+        };
         let (agent, mut calls) = SipAgent::start(args.sip_config()?, cancel.clone()).await?;
         let api_task = match setup.api {
             Some(api) => {
@@ -915,24 +966,25 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                 call = calls.recv() => {
                     let Some(call) = call else { break };
                     tracing::info!(call_id = %call.info.call_id, from = %call.info.from, "call answered");
-                    let pool = pool.clone();
-                    let robot = robot.clone();
-                    let live = live.clone();
-                    let sink = sink.clone();
-                    let handle = handle.clone();
-                    std::thread::Builder::new()
-                        .name("vb-call".into())
-                        .spawn(move || {
-                            let call_id = call.info.call_id.clone();
-                            sink.status.call_started();
-                            let result = serve_call(call, &pool, &robot, &live, &sink, handle);
-                            sink.status.call_ended(result.as_ref().ok());
-                            match result {
-                                Ok(r) => tracing::info!(%call_id, end = %r.call.end_reason, turns = r.call.turns.len(), "call ended"),
-                                Err(e) => tracing::error!(%call_id, error = %format!("{e:#}"), "call failed"),
+                    start_call_thread(call, &calling)?;
+                }
+                Some(target) = test_calls.recv() => {
+                    // A test call from the fleet: dialled off the loop (the
+                    // far end may take its time to answer).
+                    let agent = agent.clone();
+                    let calling = calling.clone();
+                    tokio::spawn(async move {
+                        let uri = if target.starts_with("sip:") { target } else { format!("sip:{target}") };
+                        match agent.place_call(&uri).await {
+                            Ok(call) => {
+                                tracing::info!(call_id = %call.info.call_id, to = %uri, "test call answered");
+                                if let Err(e) = start_call_thread(call, &calling) {
+                                    tracing::error!(error = %format!("{e:#}"), "test call");
+                                }
                             }
-                        })
-                        .context("starting a call thread")?;
+                            Err(e) => tracing::warn!(to = %uri, error = %e, "test call not answered"),
+                        }
+                    });
                 }
                 changed = reg.changed() => {
                     if changed.is_ok() {

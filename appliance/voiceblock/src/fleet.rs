@@ -69,6 +69,10 @@ pub struct SyncArgs {
     /// Where pushed configs are written when applied (default: next to the store, `pushed-config.json`).
     #[arg(long)]
     pub applied_config: Option<PathBuf>,
+    /// Accept robot updates from the fleet into this folder (`<dir>/<name>`,
+    /// the previous one kept as `<name>.prev`); refused when not given.
+    #[arg(long)]
+    pub robots_dir: Option<PathBuf>,
 }
 
 /// `voiceblock fleet ...`
@@ -123,6 +127,21 @@ pub enum FleetAction {
         command: String,
         /// Seconds to wait for the reply.
         #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Pack a robot folder (tar.gz + sha256), install it on a device and
+    /// wait for the result; the device keeps its previous robot on any error.
+    PushRobot {
+        /// Target devices (repeat for a group).
+        #[arg(long = "device", required = true)]
+        devices: Vec<String>,
+        /// The robot's folder name on the box (default: DIR's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The robot folder (robot.toml, prompt.md, audio/).
+        dir: PathBuf,
+        /// Seconds to wait for the reply.
+        #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
     /// Export leads saved by `tail --save`, de-duplicated by id.
@@ -247,6 +266,10 @@ pub(crate) struct BoxDevice {
     /// The daemon's calls and registration, when the agent runs inside
     /// `voiceblock run`.
     daemon: Option<Arc<crate::daemon::DaemonStatus>>,
+    /// Where pushed robots are installed (`None`: updates are refused).
+    robots_dir: Option<PathBuf>,
+    /// The daemon's queue of test calls to place (`None`: no telephony).
+    test_calls: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 impl BoxDevice {
@@ -257,6 +280,7 @@ impl BoxDevice {
         applied_path: PathBuf,
         store: Arc<Store>,
         daemon: Option<Arc<crate::daemon::DaemonStatus>>,
+        robots_dir: Option<PathBuf>,
     ) -> BoxDevice {
         BoxDevice {
             config_path,
@@ -264,7 +288,15 @@ impl BoxDevice {
             store,
             logs: Mutex::new(VecDeque::new()),
             daemon,
+            robots_dir,
+            test_calls: None,
         }
+    }
+
+    /// Test calls go to the daemon through `tx`.
+    pub(crate) fn with_test_calls(mut self, tx: tokio::sync::mpsc::Sender<String>) -> BoxDevice {
+        self.test_calls = Some(tx);
+        self
     }
 
     fn log(&self, line: String) {
@@ -321,6 +353,31 @@ impl Device for BoxDevice {
             .as_ref()
             .map_or_else(|| json!({}), |d| d.metrics())
     }
+    fn robots_dir(&self) -> Option<PathBuf> {
+        self.robots_dir.clone()
+    }
+    fn robot_installed(&self, name: &str, dir: &Path) -> Result<Value, String> {
+        // The daemon loads its robot at start: a new folder answers calls
+        // from the next start (or `reload`) on.
+        let active = self.daemon.is_some();
+        Ok(
+            json!({ "installed": dir, "name": name, "takes_effect": if active { "at the next start" } else { "when the daemon loads it" } }),
+        )
+    }
+    fn place_test_call(&self, target: &str) -> Result<Value, String> {
+        let Some(tx) = &self.test_calls else {
+            return Err("test calls are not available here: this process has no telephony (the daemon places them)".into());
+        };
+        match tx.try_send(target.to_string()) {
+            Ok(()) => Ok(json!({ "queued": target })),
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                Err("busy: 4 test calls are already waiting to be placed".into())
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                Err("the daemon is stopping".into())
+            }
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -360,7 +417,15 @@ pub fn sync(args: SyncArgs) -> Result<()> {
         applied_path,
         store.clone(),
         None,
+        args.robots_dir.clone(),
     ));
+    if let Some(dir) = &args.robots_dir {
+        // A power cut in the middle of an earlier update: put it right
+        // before anything reads the folder.
+        for name in vb_sync::robot_update::recover(dir)? {
+            eprintln!("robot {name}: restored the previous folder after an interrupted update");
+        }
+    }
     rt.block_on(async move {
         let cancel = CancellationToken::new();
         // Events are logged and kept for `logs`; full policy: the agent drops
@@ -565,6 +630,58 @@ pub fn fleet(args: FleetArgs) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 if r["reply"]["ok"] != true {
                     bail!("the device refused the command");
+                }
+                Ok(())
+            }
+            FleetAction::PushRobot {
+                devices,
+                name,
+                dir,
+                timeout,
+            } => {
+                let name = match name {
+                    Some(n) => n,
+                    None => dir
+                        .canonicalize()
+                        .ok()
+                        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
+                        .with_context(|| format!("{} has no folder name: give --name", dir.display()))?,
+                };
+                if !vb_sync::robot_update::valid_name(&name) {
+                    bail!("robot name {name:?} is not allowed: use [A-Za-z0-9_.-], 1-64 characters, not starting with '.' and not ending in .prev");
+                }
+                // The same checks the box makes, before anything is sent.
+                vb_dialog::Robot::load(&dir)
+                    .with_context(|| format!("{} is not a valid robot", dir.display()))?;
+                let archive = vb_sync::robot_update::pack(&dir)
+                    .with_context(|| format!("packing {}", dir.display()))?;
+                eprintln!(
+                    "robot {name}: {} bytes, sha256 {}",
+                    archive.len(),
+                    vb_sync::robot_update::sha256_hex(&archive)
+                );
+                let mut c = FleetClient::connect(
+                    &conn,
+                    &format!("voiceblock-fleet-{}", uuid_short()),
+                    false,
+                    false,
+                )
+                .await?;
+                let mut refused = Vec::new();
+                for device in &devices {
+                    let r = c
+                        .push_robot(device, &name, &archive, Duration::from_secs(timeout))
+                        .await?;
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                    if r["reply"]["ok"] != true {
+                        refused.push(device.as_str());
+                    }
+                }
+                if !refused.is_empty() {
+                    bail!(
+                        "refused by {} (their previous robot stays in force)",
+                        refused.join(", ")
+                    );
                 }
                 Ok(())
             }

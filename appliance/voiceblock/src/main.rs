@@ -13,7 +13,7 @@
 //!                    ├─ bench     stt | tts | turn               (docs/benchmarks.md)
 //!                    ├─ leads     export --csv|--json            (vb-store)
 //!                    ├─ sync      --config FILE                  (vb-sync agent: outbox ─► MQTT)
-//!                    └─ fleet     devices | tail | push-config | cmd | export   (vb-sync fleet client)
+//!                    └─ fleet     devices | tail | push-config | push-robot | cmd | export   (vb-sync fleet client)
 //! ```
 //! - [`commands`]: one function per subcommand.
 //! - [`mod@bench`]: the measurement commands.

@@ -198,6 +198,18 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     }
     assert_eq!(store.outbox_depth().unwrap(), 0);
 
+    // The fleet asks the daemon for a test call: queued for its SIP agent.
+    let reply = admin
+        .command(
+            "dev-a",
+            &serde_json::json!({ "command": "test_call", "target": "sip:nobody@127.0.0.1:9" }),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("a reply to test_call");
+    assert_eq!(reply["reply"]["ok"], true, "test_call reply: {reply:#}");
+    assert_eq!(reply["reply"]["result"]["queued"], "sip:nobody@127.0.0.1:9");
+
     // The same call through the daemon's HTTP API, behind its token.
     let (status, _) = http_get(api_port, "/api/calls", None);
     assert_eq!(status, 401, "no token");

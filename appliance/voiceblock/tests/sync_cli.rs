@@ -233,3 +233,98 @@ fn leads_export_writes_csv_and_json_and_filters_by_time() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no store at"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_push_robot_installs_a_folder_on_the_box() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("box.db");
+    let cfg = dir.path().join("sync.toml");
+    std::fs::write(&cfg, broker.sync_toml("dev-a", "dev-a", &db)).unwrap();
+    let fleet_cfg = dir.path().join("fleet.toml");
+    std::fs::write(
+        &fleet_cfg,
+        format!(
+            "[fleet]\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\nusername = \"admin\"\npassword_file = \"{}\"\n",
+            broker.port,
+            broker.dir().join("ca.pem").display(),
+            broker.dir().join("admin.secret").display(),
+        ),
+    )
+    .unwrap();
+    let robots = dir.path().join("robots");
+    let log = dir.path().join("sync.log");
+    let mut sync = Command::new(BIN)
+        .args(["--log", "info", "sync", "--config"])
+        .arg(&cfg)
+        .arg("--robots-dir")
+        .arg(&robots)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start voiceblock sync");
+    let mut admin = FleetClient::connect(&broker.conn("admin"), "admin-robot", false, false)
+        .await
+        .unwrap();
+    wait_state(&mut admin, "online").await;
+
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../robots/reception-en");
+    let (fc, sh) = (fleet_cfg.clone(), shipped.clone());
+    let push = move |name: &str| {
+        Command::new(BIN)
+            .arg("fleet")
+            .arg("--config")
+            .arg(&fc)
+            .args([
+                "push-robot",
+                "--device",
+                "dev-a",
+                "--name",
+                name,
+                "--timeout",
+                "30",
+            ])
+            .arg(&sh)
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::spawn_blocking(move || push("front-desk"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "push-robot failed: {stdout}\n{}\nsync log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(stdout.contains("\"ok\": true"), "{stdout}");
+    assert_eq!(
+        std::fs::read(robots.join("front-desk/robot.toml")).unwrap(),
+        std::fs::read(shipped.join("robot.toml")).unwrap()
+    );
+
+    // A folder that is not a robot is stopped on the operator's side.
+    let bad = dir.path().join("not-a-robot");
+    std::fs::create_dir(&bad).unwrap();
+    let out = Command::new(BIN)
+        .arg("fleet")
+        .arg("--config")
+        .arg(&fleet_cfg)
+        .args(["push-robot", "--device", "dev-a"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a valid robot"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &sync.id().to_string()])
+        .status()
+        .unwrap();
+    sync.wait().unwrap();
+}
