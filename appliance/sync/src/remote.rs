@@ -20,16 +20,31 @@ pub trait Device: Send + Sync + 'static {
     /// Validates `config` and applies it. On `Err` (every validation problem,
     /// one per entry) the config in force stays as it was.
     fn apply_config(&self, version: u64, config: &Value) -> Result<(), Vec<String>>;
-    /// Re-reads configuration and robots from disk.
-    fn reload(&self) -> Result<Value, String>;
-    /// The last `lines` log lines, oldest first.
-    fn recent_logs(&self, lines: usize) -> Result<Vec<String>, String>;
-    /// Starts (`true`) or stops the outbound call queue.
-    fn outbound_queue(&self, run: bool) -> Result<Value, String>;
-    /// Health and versions for the retained status message.
-    fn health(&self) -> Value;
-    /// Daemon metrics (calls, turn latency percentiles, real-time factors).
-    fn metrics(&self) -> Value;
+    /// Re-reads configuration and robots from disk. The default refuses: a
+    /// device that cannot reload says so instead of pretending.
+    fn reload(&self) -> Result<Value, String> {
+        Err("reload is not available here".into())
+    }
+    /// The last `lines` log lines, oldest first (default: none kept).
+    fn recent_logs(&self, lines: usize) -> Result<Vec<String>, String> {
+        let _ = lines;
+        Ok(Vec::new())
+    }
+    /// Starts (`true`) or stops the outbound call queue. The default refuses:
+    /// there is no queue.
+    fn outbound_queue(&self, run: bool) -> Result<Value, String> {
+        let _ = run;
+        Err("no outbound queue here".into())
+    }
+    /// Health and versions for the retained status message (default: none).
+    fn health(&self) -> Value {
+        serde_json::Value::Null
+    }
+    /// Daemon metrics (calls, turn latency percentiles, real-time factors;
+    /// default: none).
+    fn metrics(&self) -> Value {
+        serde_json::Value::Null
+    }
     /// The folder robot updates are installed into (`robots/<name>`); `None`
     /// (the default) refuses robot updates.
     fn robots_dir(&self) -> Option<PathBuf> {
@@ -266,21 +281,6 @@ mod tests {
         fn apply_config(&self, _: u64, _: &Value) -> Result<(), Vec<String>> {
             Ok(())
         }
-        fn reload(&self) -> Result<Value, String> {
-            Ok(Value::Null)
-        }
-        fn recent_logs(&self, _: usize) -> Result<Vec<String>, String> {
-            Ok(vec![])
-        }
-        fn outbound_queue(&self, _: bool) -> Result<Value, String> {
-            Ok(Value::Null)
-        }
-        fn health(&self) -> Value {
-            Value::Null
-        }
-        fn metrics(&self) -> Value {
-            Value::Null
-        }
         fn place_test_call(&self, target: &str) -> Result<Value, String> {
             if target == "+100" {
                 return Err("SIP: 486 Busy Here".into());
@@ -335,21 +335,6 @@ mod tests {
         impl Device for Plain {
             fn apply_config(&self, _: u64, _: &Value) -> Result<(), Vec<String>> {
                 Ok(())
-            }
-            fn reload(&self) -> Result<Value, String> {
-                Ok(Value::Null)
-            }
-            fn recent_logs(&self, _: usize) -> Result<Vec<String>, String> {
-                Ok(vec![])
-            }
-            fn outbound_queue(&self, _: bool) -> Result<Value, String> {
-                Ok(Value::Null)
-            }
-            fn health(&self) -> Value {
-                Value::Null
-            }
-            fn metrics(&self) -> Value {
-                Value::Null
             }
         }
         let r = execute(

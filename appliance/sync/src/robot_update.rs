@@ -614,21 +614,6 @@ mod tests {
         fn apply_config(&self, _: u64, _: &Value) -> Result<(), Vec<String>> {
             Ok(())
         }
-        fn reload(&self) -> Result<Value, String> {
-            Ok(Value::Null)
-        }
-        fn recent_logs(&self, _: usize) -> Result<Vec<String>, String> {
-            Ok(vec![])
-        }
-        fn outbound_queue(&self, _: bool) -> Result<Value, String> {
-            Ok(Value::Null)
-        }
-        fn health(&self) -> Value {
-            Value::Null
-        }
-        fn metrics(&self) -> Value {
-            Value::Null
-        }
         fn robots_dir(&self) -> Option<PathBuf> {
             self.robots.clone()
         }

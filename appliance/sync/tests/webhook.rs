@@ -324,16 +324,7 @@ impl vb_sync::Device for NoDevice {
     fn reload(&self) -> Result<Value, String> {
         Err("not here".into())
     }
-    fn recent_logs(&self, _: usize) -> Result<Vec<String>, String> {
-        Ok(vec![])
-    }
     fn outbound_queue(&self, _: bool) -> Result<Value, String> {
         Err("not here".into())
-    }
-    fn health(&self) -> Value {
-        Value::Null
-    }
-    fn metrics(&self) -> Value {
-        Value::Null
     }
 }
