@@ -50,7 +50,7 @@ pub use bench::{bench, BenchClip, BenchConfig, BenchReport, BenchRow};
 pub use error::{SttError, MAX_AUDIO_MS};
 pub use filter::{FilterConfig, FilterReason};
 pub use wer::word_error_rate;
-pub use whisper::{WhisperConfig, WhisperTranscriber};
+pub use whisper::{WhisperConfig, WhisperModel, WhisperTranscriber};
 
 /// Sample rate whisper works at.
 pub const SAMPLE_RATE: u32 = 16_000;

@@ -1,10 +1,12 @@
-//! The whisper.cpp engine: one model context and one reused decoding state,
+//! The whisper.cpp engine: one model context shared by every transcriber
+//! ([`WhisperModel`]) and one reused decoding state per transcriber,
 //! short-clip windows, en/ru detection, cancellation and the filter wired in.
 
 use std::borrow::Cow;
 use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use whisper_rs::{
@@ -55,9 +57,10 @@ pub struct WhisperTranscriber {
     floors: WindowFloors,
     model_type: String,
     multilingual: bool,
-    // Field order is drop order: the state must go before the context.
+    // Field order is drop order: the state goes before the model (the
+    // state also holds the context alive by itself).
     state: WhisperState,
-    _ctx: WhisperContext,
+    model: WhisperModel,
     // Built once: `FullParams::set_language` leaks its CString, so per-call
     // params are clones of these rather than fresh builds.
     tuned_en: FullParams<'static, 'static>,
@@ -85,7 +88,29 @@ enum LangPlan {
     Detect,
 }
 
-impl WhisperTranscriber {
+/// A loaded whisper model that transcribers share: the weights are read
+/// once, and each [`WhisperTranscriber`] made from it (one per concurrent
+/// call) has only its own decoding state. Cloning is cheap.
+#[derive(Clone)]
+pub struct WhisperModel {
+    ctx: Arc<WhisperContext>,
+    path: PathBuf,
+    config: WhisperConfig,
+    floors: WindowFloors,
+    model_type: String,
+    multilingual: bool,
+}
+
+impl std::fmt::Debug for WhisperModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhisperModel")
+            .field("path", &self.path)
+            .field("model_type", &self.model_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WhisperModel {
     /// Loads a ggml whisper model. Errors name the path: missing, unreadable,
     /// not ggml, or refused by whisper.cpp.
     pub fn load(path: impl AsRef<Path>, config: WhisperConfig) -> Result<Self, SttError> {
@@ -102,10 +127,6 @@ impl WhisperTranscriber {
                 path: path.clone(),
                 source,
             })?;
-        let state = ctx.create_state().map_err(|source| SttError::StateInit {
-            path: path.clone(),
-            source,
-        })?;
         let model_type = ctx
             .model_type_readable_str_lossy()
             .map(Cow::into_owned)
@@ -114,24 +135,57 @@ impl WhisperTranscriber {
         let floors = config
             .floors
             .unwrap_or_else(|| WindowFloors::for_model_type(&model_type));
-        let threads = c_int::try_from(config.threads).unwrap_or(c_int::MAX);
         tracing::info!(
             path = %path.display(), model_type, multilingual, ?floors, tensors = layout.tensors,
             "whisper model loaded"
         );
         Ok(Self {
-            tuned_en: tuned_params(threads, Lang::En),
-            tuned_ru: tuned_params(threads, Lang::Ru),
-            plain_en: plain_params(threads, Lang::En),
-            plain_ru: plain_params(threads, Lang::Ru),
+            ctx: Arc::new(ctx),
             path,
             config,
             floors,
             model_type,
             multilingual,
-            state,
-            _ctx: ctx,
         })
+    }
+
+    /// A transcriber with a decoding state of its own on these weights.
+    pub fn transcriber(&self) -> Result<WhisperTranscriber, SttError> {
+        let state = self
+            .ctx
+            .create_state()
+            .map_err(|source| SttError::StateInit {
+                path: self.path.clone(),
+                source,
+            })?;
+        let threads = c_int::try_from(self.config.threads).unwrap_or(c_int::MAX);
+        Ok(WhisperTranscriber {
+            tuned_en: tuned_params(threads, Lang::En),
+            tuned_ru: tuned_params(threads, Lang::Ru),
+            plain_en: plain_params(threads, Lang::En),
+            plain_ru: plain_params(threads, Lang::Ru),
+            path: self.path.clone(),
+            config: self.config.clone(),
+            floors: self.floors,
+            model_type: self.model_type.clone(),
+            multilingual: self.multilingual,
+            state,
+            model: self.clone(),
+        })
+    }
+}
+
+impl WhisperTranscriber {
+    /// Loads a ggml whisper model with one decoding state (see
+    /// [`WhisperModel`] to share the weights among several).
+    pub fn load(path: impl AsRef<Path>, config: WhisperConfig) -> Result<Self, SttError> {
+        WhisperModel::load(path, config)?.transcriber()
+    }
+
+    /// The model this transcriber decodes with, to make more transcribers
+    /// on the same weights.
+    pub fn model(&self) -> &WhisperModel {
+        &self.model
     }
 
     /// The model file.

@@ -344,11 +344,24 @@ struct Pool {
     threads: usize,
     language: String,
     free: Mutex<Vec<Engines>>,
+    /// The whisper weights, loaded by the first engine set and shared by
+    /// the others (each has its own decoding state).
+    stt_model: Mutex<Option<vb_stt::WhisperModel>>,
 }
 
 impl Pool {
     fn open(&self) -> Result<Engines> {
-        let stt = self.models.transcriber(&self.model, self.threads)?;
+        let stt = {
+            let mut shared = self.stt_model.lock().unwrap_or_else(|e| e.into_inner());
+            match &*shared {
+                Some(model) => model.transcriber()?,
+                None => {
+                    let t = self.models.transcriber(&self.model, self.threads)?;
+                    *shared = Some(t.model().clone());
+                    t
+                }
+            }
+        };
         let mut tts = self.models.tts()?;
         let voice = tts.voice(&self.language)?.name().to_string();
         Ok(Engines { stt, tts, voice })
@@ -815,6 +828,7 @@ fn prepare(models: &Models, args: &LineArgs, threads: usize) -> Result<(Arc<Pool
         threads,
         language: robot.language.code().to_string(),
         free: Mutex::new(Vec::new()),
+        stt_model: Mutex::new(None),
     });
     // Load one engine set and render the greeting into the TTS cache before
     // taking calls, so the first caller hears it within the first second.
