@@ -37,6 +37,12 @@ pub struct WhisperConfig {
     pub budget: Budget,
     /// Hallucination filter thresholds.
     pub filter: FilterConfig,
+    /// Decodes at once among the transcribers of one [`WhisperModel`]
+    /// (0: the machine's cores / `threads`, at least 1). More decodes than
+    /// cores only thrash: with ten calls on two cores every clip finished
+    /// 45 s late; queued, they finish one after another, and a clip whose
+    /// deadline passes while it waits is dropped at once.
+    pub concurrent_decodes: usize,
 }
 
 impl Default for WhisperConfig {
@@ -46,6 +52,7 @@ impl Default for WhisperConfig {
             floors: None,
             budget: Budget::default(),
             filter: FilterConfig::default(),
+            concurrent_decodes: 0,
         }
     }
 }
@@ -94,6 +101,7 @@ enum LangPlan {
 #[derive(Clone)]
 pub struct WhisperModel {
     ctx: Arc<WhisperContext>,
+    slots: Arc<DecodeSlots>,
     path: PathBuf,
     config: WhisperConfig,
     floors: WindowFloors,
@@ -139,8 +147,14 @@ impl WhisperModel {
             path = %path.display(), model_type, multilingual, ?floors, tensors = layout.tensors,
             "whisper model loaded"
         );
+        let slots = match config.concurrent_decodes {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()) / config.threads,
+            n => n,
+        }
+        .max(1);
         Ok(Self {
             ctx: Arc::new(ctx),
+            slots: Arc::new(DecodeSlots::new(slots)),
             path,
             config,
             floors,
@@ -360,6 +374,14 @@ impl Transcriber for WhisperTranscriber {
             _ => None,
         };
 
+        // One decode per slot; the wait counts against the clip's deadline.
+        let slots = self.model.slots.clone();
+        let Some(_slot) = slots.take(&guard) else {
+            return Err(aborted(&guard).unwrap_or(SttError::Cancelled {
+                elapsed_ms: elapsed_ms(started),
+            }));
+        };
+
         let (lang, detection, audio_ctx) = match plan {
             LangPlan::Fixed(lang) => {
                 let ctx = opts
@@ -459,6 +481,53 @@ fn plain_params(threads: c_int, lang: Lang) -> FullParams<'static, 'static> {
     p.set_print_realtime(false);
     p.set_print_timestamps(false);
     p
+}
+
+/// A counting semaphore for decodes, shared by a model's transcribers.
+#[derive(Debug)]
+struct DecodeSlots {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// A taken decode slot; given back on drop.
+struct DecodeSlot<'a>(&'a DecodeSlots);
+
+impl Drop for DecodeSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+impl DecodeSlots {
+    fn new(n: usize) -> Self {
+        Self {
+            free: std::sync::Mutex::new(n),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits for a slot until `guard` says stop (cancelled or past the
+    /// deadline): `None` then.
+    fn take(&self, guard: &AbortGuard) -> Option<DecodeSlot<'_>> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if *free > 0 {
+                *free -= 1;
+                return Some(DecodeSlot(self));
+            }
+            if guard.check() {
+                return None;
+            }
+            // Woken when a slot frees; the timeout lets a cancel be seen.
+            free = self
+                .freed
+                .wait_timeout(free, Duration::from_millis(20))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
 }
 
 /// Why whisper's abort callback fired, recorded so the error can say.

@@ -820,7 +820,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn prepare(models: &Models, args: &LineArgs, threads: usize) -> Result<(Arc<Pool>, Arc<Robot>)> {
+/// Loads the robot and `sets` engine sets (one per call at once), each with
+/// the greeting rendered into its phrase cache, before taking calls: the
+/// tenth caller of ten at once hears the greeting as soon as the first
+/// (loading an engine set when a call arrives took seconds under load).
+fn prepare(
+    models: &Models,
+    args: &LineArgs,
+    threads: usize,
+    sets: usize,
+) -> Result<(Arc<Pool>, Arc<Robot>)> {
     let robot = Arc::new(load_robot(&args.robot)?);
     let pool = Arc::new(Pool {
         models: models.clone(),
@@ -830,24 +839,23 @@ fn prepare(models: &Models, args: &LineArgs, threads: usize) -> Result<(Arc<Pool
         free: Mutex::new(Vec::new()),
         stt_model: Mutex::new(None),
     });
-    // Load one engine set and render the greeting into the TTS cache before
-    // taking calls, so the first caller hears it within the first second.
-    let mut first = pool.open()?;
-    {
-        let mut dialog = vb_dialog::Dialog::new(&robot);
-        let greeting = dialog.start();
-        let mut engine = CallEngine::new(
-            &mut first.stt,
-            &mut first.tts,
-            &robot,
-            EngineConfig {
-                out_rate: vb_call::LINE_RATE,
-                ..EngineConfig::default()
-            },
-        );
-        engine.speak(&greeting)?;
+    let greeting = vb_dialog::Dialog::new(&robot).start();
+    for _ in 0..sets.max(1) {
+        let mut set = pool.open()?;
+        {
+            let mut engine = CallEngine::new(
+                &mut set.stt,
+                &mut set.tts,
+                &robot,
+                EngineConfig {
+                    out_rate: vb_call::LINE_RATE,
+                    ..EngineConfig::default()
+                },
+            );
+            engine.speak(&greeting)?;
+        }
+        pool.give(set);
     }
-    pool.give(first);
     Ok((pool, robot))
 }
 
@@ -861,7 +869,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             eprintln!("voiceblock: robot {name}: restored the previous folder after an interrupted update");
         }
     }
-    let (pool, robot) = prepare(models, &args, threads)?;
+    let (pool, robot) = prepare(models, &args, threads, args.max_calls)?;
     let live = args.live_config();
     let rt = runtime()?;
     let handle = rt.handle().clone();
@@ -1044,7 +1052,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
 /// `voiceblock call TARGET`: place one call, run the robot, print the record.
 pub fn call(models: &Models, target: &str, args: LineArgs, threads: usize) -> Result<()> {
     let (args, setup) = resolve(args)?;
-    let (pool, robot) = prepare(models, &args, threads)?;
+    let (pool, robot) = prepare(models, &args, threads, 1)?;
     let sink = Arc::new(CallSink {
         records: args.records_dir(),
         store: open_store(&setup.db)?,
