@@ -158,6 +158,9 @@ struct Pool {
     threads: usize,
     language: String,
     free: Mutex<Vec<Engines>>,
+    /// The robot's model endpoint and breaker, shared by every call (its
+    /// clones share the HTTP client and the breaker).
+    llm: Option<vb_llm::LlmEngine>,
 }
 
 impl Pool {
@@ -317,7 +320,8 @@ fn serve_call(
         );
         run_call(
             &mut engine,
-            robot,
+            vb_llm::Responder::new(robot, pool.llm.clone()),
+            &runtime,
             Box::new(SipEvents(events)),
             &line,
             playout,
@@ -396,6 +400,7 @@ fn prepare(models: &Models, args: &LineArgs, threads: usize) -> Result<(Arc<Pool
         threads,
         language: robot.language.code().to_string(),
         free: Mutex::new(Vec::new()),
+        llm: crate::commands::load_llm(&robot)?,
     });
     // Load one engine set and render the greeting into the TTS cache before
     // taking calls, so the first caller hears it within the first second.

@@ -1,0 +1,292 @@
+//! The live loop with the language model in it: a robot in `llm` mode on an
+//! in-memory line, the real llama.cpp server (SmolLM2-135M) streaming its
+//! replies, whisper and Piper for the audio. The caller answers each time
+//! the robot has been quiet for a while. Mechanics, not wisdom: the model's
+//! words are poor. Run with `--test-threads=1`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use vb_audio::line::{LineEvent, Playout};
+use vb_audio::Frame8k;
+use vb_call::{
+    run_call, CallEngine, CallRecord, EngineConfig, Line, LineEvents, LiveConfig, Models,
+    LINE_RATE,
+};
+use vb_dialog::{Language, Robot};
+use vb_llm::testing::{robot, Fault, FaultServer, LlamaServer};
+use vb_llm::{LlmClient, LlmConfig, LlmEngine, Responder};
+
+/// Robot quiet this long after speaking: the caller's turn.
+const QUIET_FRAMES: usize = 75;
+/// The line gives up after this many frames (150 s), so a test always ends.
+const MAX_FRAMES: usize = 7_500;
+
+/// A caller who says `lines` in order, each once the robot has spoken and
+/// then been quiet for [`QUIET_FRAMES`], and hangs up after the last reply.
+/// Drains the playout every 20 ms like an RTP sender.
+struct CallerLine {
+    playout: Arc<Playout>,
+    next: Instant,
+    hung_up: Arc<AtomicBool>,
+    lines: Vec<Vec<i16>>,
+    playing: Option<(usize, usize)>,
+    started: usize,
+    quiet: usize,
+    robot_spoke: bool,
+    frame: usize,
+    /// Called as caller line `k` starts.
+    on_line: Box<dyn FnMut(usize) + Send>,
+}
+
+impl LineEvents for CallerLine {
+    fn next_event(&mut self) -> Option<LineEvent> {
+        if self.hung_up.load(Ordering::SeqCst) || self.frame >= MAX_FRAMES {
+            return None;
+        }
+        let now = Instant::now();
+        if self.next > now {
+            std::thread::sleep(self.next - now);
+        }
+        self.next += Duration::from_millis(20);
+        self.frame += 1;
+        let mut sent = Frame8k::default();
+        if self.playout.next_frame(&mut sent, Instant::now()) {
+            self.quiet = 0;
+            self.robot_spoke = true;
+        } else {
+            self.quiet += 1;
+        }
+        if self.playing.is_none() && self.robot_spoke && self.quiet >= QUIET_FRAMES {
+            if self.started == self.lines.len() {
+                return None;
+            }
+            (self.on_line)(self.started);
+            self.playing = Some((self.started, 0));
+            self.started += 1;
+            self.robot_spoke = false;
+        }
+        let mut frame = Frame8k::default();
+        if let Some((k, pos)) = self.playing {
+            let line = &self.lines[k];
+            for (i, s) in frame.0.iter_mut().enumerate() {
+                *s = line.get(pos + i).copied().unwrap_or(0);
+            }
+            self.playing = (pos + 160 < line.len()).then_some((k, pos + 160));
+        }
+        Some(LineEvent::Audio(frame))
+    }
+}
+
+struct Control(Arc<AtomicBool>);
+
+impl Line for Control {
+    fn hangup(&self, _reason: &str) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn transfer(&self, _target: &str) -> Result<(), String> {
+        Err("no transfer on this line".into())
+    }
+    fn end_reason(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Budgets for mechanics on a loaded 2-core machine: a slow first token
+/// must not turn this into a fallback test.
+fn relaxed(url: &str, tools: bool) -> LlmEngine {
+    let mut cfg = LlmConfig::local(url, "smollm2", Language::En);
+    cfg.tools = tools;
+    cfg.max_tokens = 60;
+    cfg.timeouts.first_token = Duration::from_secs(20);
+    cfg.timeouts.stall = Duration::from_secs(20);
+    cfg.timeouts.reply = Duration::from_secs(60);
+    LlmEngine::new(LlmClient::new(&cfg).unwrap())
+}
+
+/// Runs one call of `robot` with `llm`; the caller says `lines`.
+fn call(
+    robot: &Robot,
+    llm: LlmEngine,
+    runtime: &tokio::runtime::Runtime,
+    lines: &[&str],
+    on_line: Box<dyn FnMut(usize) + Send>,
+) -> CallRecord {
+    let models = Models::open(None);
+    let mut stt = models.transcriber("whisper-base", 2).unwrap();
+    let mut tts = models.tts().unwrap();
+    let lines: Vec<Vec<i16>> = lines
+        .iter()
+        .map(|l| {
+            let mut pcm = vec![0i16; 2400];
+            pcm.extend(tts.synthesize_cached("en", l, LINE_RATE).unwrap().to_i16());
+            pcm
+        })
+        .collect();
+    let mut engine = CallEngine::new(
+        &mut stt,
+        &mut tts,
+        robot,
+        EngineConfig {
+            out_rate: LINE_RATE,
+            ..EngineConfig::default()
+        },
+    );
+    let playout = Arc::new(Playout::new(8000 * 60));
+    let hung_up = Arc::new(AtomicBool::new(false));
+    let line = CallerLine {
+        playout: playout.clone(),
+        next: Instant::now(),
+        hung_up: hung_up.clone(),
+        lines,
+        playing: None,
+        started: 0,
+        quiet: 0,
+        robot_spoke: false,
+        frame: 0,
+        on_line,
+    };
+    let config = LiveConfig {
+        silence_timeout: Duration::from_secs(30),
+        max_duration: Duration::from_secs(140),
+        summary_budget: Duration::from_secs(30),
+        ..LiveConfig::default()
+    };
+    let (record, _stats) = run_call(
+        &mut engine,
+        Responder::new(robot, Some(llm)),
+        runtime.handle(),
+        Box::new(line),
+        &Control(hung_up),
+        playout,
+        &config,
+        ("piper", "whisper-base"),
+    )
+    .unwrap();
+    for t in &record.turns {
+        eprintln!(
+            "turn {}: caller {:?} -> robot {:?} [{:?}] first token {:?} ms, first sentence {:?} ms, first audio {:?} ms, stream done {:?} ms, fallback {:?}",
+            t.index,
+            t.caller_transcript,
+            t.robot_reply,
+            t.reply_source,
+            t.timings.llm_first_token_ms,
+            t.timings.llm_first_sentence_ms,
+            t.timings.first_reply_audio_ms,
+            t.timings.llm_done_ms,
+            t.fallback
+        );
+    }
+    eprintln!(
+        "summary ({:?}, {:?}): {:?}",
+        record.interest, record.summary_source, record.summary
+    );
+    record
+}
+
+#[test]
+fn the_robot_speaks_the_models_first_sentence_while_the_rest_streams() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(LlamaServer::start());
+    let robot = robot("reception-en", "llm");
+    let record = call(
+        &robot,
+        relaxed(&server.url, false),
+        &runtime,
+        &[
+            "Hello, I would like to book a room for two nights.",
+            "My name is John Smith.",
+            "Five five five, one two three, four five six seven.",
+        ],
+        Box::new(|_| {}),
+    );
+    drop(server);
+
+    assert_eq!(record.mode, "llm");
+    assert_eq!(record.fallback, None, "record: {record:#?}");
+    let llm_turns: Vec<_> = record
+        .turns
+        .iter()
+        .filter(|t| {
+            t.reply_source
+                .as_deref()
+                .is_some_and(|s| s.split(',').any(|s| s == "llm"))
+        })
+        .collect();
+    assert!(!llm_turns.is_empty(), "no turn spoken by the model: {record:#?}");
+    for t in &llm_turns {
+        assert!(t.timings.llm_first_token_ms.is_some(), "turn {t:#?}");
+        assert!(t.timings.llm_first_sentence_ms.is_some(), "turn {t:#?}");
+        assert!(t.robot_audio_ms > 0, "turn {t:#?}");
+    }
+    // Sentence streaming: in some turn the robot's first audio was queued
+    // for sending before the model's stream had finished.
+    assert!(
+        llm_turns.iter().any(|t| matches!(
+            (t.timings.first_reply_audio_ms, t.timings.llm_done_ms),
+            (Some(audio), Some(done)) if audio < done
+        )),
+        "no reply started before its stream ended: {llm_turns:#?}"
+    );
+    assert!(record.summary.as_deref().is_some_and(|s| !s.is_empty()));
+    assert!(matches!(
+        record.interest.as_deref(),
+        Some("hot" | "warm" | "cold" | "not_interested")
+    ));
+}
+
+/// A llama.cpp-format stream whose model records the caller's details.
+const RECORDS_LEAD: &str = concat!(
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"record_lead\",\"arguments\":\"{\\\"name\\\":\\\"John\\\",\\\"phone\\\":\\\"555 123 4567\\\",\\\"request\\\":\\\"a room\\\"}\"}}]},\"finish_reason\":null}]}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+    "data: [DONE]\n\n",
+);
+
+#[test]
+fn the_endpoint_dying_mid_call_leaves_the_script_to_finish_with_the_lead_kept() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(FaultServer::start(Fault::Body(RECORDS_LEAD, false)));
+    let url = server.url.clone();
+    // The endpoint goes away (its port closed) as the caller starts the
+    // second line.
+    let server = Mutex::new(Some(server));
+    let robot = robot("reception-en", "llm");
+    let record = call(
+        &robot,
+        relaxed(&url, true),
+        &runtime,
+        &[
+            "Hello, I need a room.",
+            "My name is John Smith.",
+            "Yes, that is right.",
+        ],
+        Box::new(move |k| {
+            if k == 1 {
+                drop(server.lock().unwrap().take());
+            }
+        }),
+    );
+
+    assert_eq!(record.mode, "llm");
+    assert!(record.fallback.is_some(), "no fallback: {record:#?}");
+    let fell = record
+        .turns
+        .iter()
+        .position(|t| t.fallback.is_some())
+        .expect("a turn records the fallback");
+    assert_eq!(fell, 2, "the second caller turn fell back: {record:#?}");
+    // From the same point: the script, not the greeting again.
+    assert!(
+        record.turns[fell..]
+            .iter()
+            .all(|t| t.reply_source.as_deref() == Some("script")),
+        "record: {record:#?}"
+    );
+    assert_ne!(record.turns[fell].phrase_id, "greeting");
+    // What the model captured before the fault is kept.
+    assert_eq!(record.lead.name.as_deref(), Some("John"), "{:#?}", record.lead);
+    assert_eq!(record.lead.phone.as_deref(), Some("+15551234567"));
+    assert_eq!(record.summary_source.as_deref(), Some("rules"));
+    assert!(record.interest.is_some());
+}
