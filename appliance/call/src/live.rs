@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use vb_audio::line::{LineEvent, Playout};
-use vb_audio::{resample, Pcm};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
+use vb_audio::line::{LineEvent, Playout};
+use vb_audio::{resample, Pcm};
 use vb_dialog::{Expect, Reply};
 use vb_llm::{Action, Output, Responder, TurnOutcome, TurnStats, Utterance, REPLY_CHANNEL};
 use vb_tts::CancelToken;
@@ -238,7 +238,13 @@ impl Spoken {
         self.first_line_ms.unwrap_or(0)
     }
 
-    fn record(&self, index: usize, speaker: Speaker, heard: &Heard, endpoint_ms: u64) -> TurnRecord {
+    fn record(
+        &self,
+        index: usize,
+        speaker: Speaker,
+        heard: &Heard,
+        endpoint_ms: u64,
+    ) -> TurnRecord {
         let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
         let processing_ms = heard.stt_ms + self.reply_ms() + self.first_ms();
         let mut sources: Vec<&str> = Vec::new();
@@ -296,7 +302,12 @@ impl RobotSide<'_, '_> {
 
     /// Speaks one reply into the playout queue (sentence-streamed TTS)
     /// unless the turn was cancelled, and notes what it did in `acc`.
-    fn speak(&mut self, reply: &Reply, token: &TurnToken, acc: &mut Spoken) -> Result<(), CallError> {
+    fn speak(
+        &mut self,
+        reply: &Reply,
+        token: &TurnToken,
+        acc: &mut Spoken,
+    ) -> Result<(), CallError> {
         let line_at = Instant::now();
         acc.first_line_ms
             .get_or_insert(line_at.duration_since(acc.t0).as_millis() as u64);
@@ -313,17 +324,19 @@ impl RobotSide<'_, '_> {
         let mut first_at = None;
         let mut samples = 0usize;
         let cancel = token.tts.clone();
-        let (first_ms, source) = self.engine.speak_to(reply, &token.tts, &mut |chunk: &Pcm| {
-            if cancel.is_cancelled() {
-                return;
-            }
-            let pcm = chunk.to_i16();
-            if first_at.is_none() && !pcm.is_empty() {
-                first_at = Some(t0.elapsed().as_millis() as u64);
-            }
-            samples += pcm.len();
-            playout.push(&pcm);
-        })?;
+        let (first_ms, source) = self
+            .engine
+            .speak_to(reply, &token.tts, &mut |chunk: &Pcm| {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                let pcm = chunk.to_i16();
+                if first_at.is_none() && !pcm.is_empty() {
+                    first_at = Some(t0.elapsed().as_millis() as u64);
+                }
+                samples += pcm.len();
+                playout.push(&pcm);
+            })?;
         acc.samples += samples;
         if !acc.audio_sources.contains(&source) {
             acc.audio_sources.push(source);
@@ -338,7 +351,10 @@ impl RobotSide<'_, '_> {
         // the robot was still talking, its reply continues the spurt and the
         // wire time is not separable).
         if before == 0 && acc.samples > 0 {
-            if let Some(t) = acc.since.filter(|_| !acc.was_talking && !token.is_cancelled()) {
+            if let Some(t) = acc
+                .since
+                .filter(|_| !acc.was_talking && !token.is_cancelled())
+            {
                 let deadline = Instant::now() + Duration::from_millis(500);
                 acc.wire = loop {
                     if let Some(at) = self.shared.playout.spurt_start(acc.spurts_before + 1) {
@@ -495,7 +511,12 @@ pub fn run_call(
                 .and_then(|e| serde_json::to_value(e).ok())
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_else(|| {
-                    if completed_by_model { "completed" } else { "ended" }.to_string()
+                    if completed_by_model {
+                        "completed"
+                    } else {
+                        "ended"
+                    }
+                    .to_string()
                 });
             line.hangup(&reason);
             end_reason = Some(reason);

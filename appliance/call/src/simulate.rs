@@ -246,7 +246,12 @@ impl<'e, 'a> Simulation<'e, 'a> {
                     .and_then(|e| serde_json::to_value(e).ok())
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_else(|| {
-                        if completed_by_model { "completed" } else { "ended" }.to_string()
+                        if completed_by_model {
+                            "completed"
+                        } else {
+                            "ended"
+                        }
+                        .to_string()
                     });
             }
             let Some(audio) = caller.next_turn(&last)? else {
@@ -254,15 +259,14 @@ impl<'e, 'a> Simulation<'e, 'a> {
             };
             let heard = self.engine.hear(&audio, responder.expect())?;
             let t_reply = Instant::now();
-            let (said, fallback) = if heard.utterances == 0
-                || (heard.text.is_empty() && heard.filtered.is_some())
-            {
-                (vec![(Duration::ZERO, responder.on_silence())], None)
-            } else {
-                let turn = run_turn(&runtime, &mut responder, &heard.text);
-                completed_by_model |= turn.end_action;
-                (turn.said, turn.fallback)
-            };
+            let (said, fallback) =
+                if heard.utterances == 0 || (heard.text.is_empty() && heard.filtered.is_some()) {
+                    (vec![(Duration::ZERO, responder.on_silence())], None)
+                } else {
+                    let turn = run_turn(&runtime, &mut responder, &heard.text);
+                    completed_by_model |= turn.end_action;
+                    (turn.said, turn.fallback)
+                };
             let reply_ms = said
                 .first()
                 .map(|(at, _)| at.as_millis() as u64)
@@ -388,11 +392,7 @@ impl SimTurn {
 }
 
 /// Runs one responder turn to its end, collecting what it says.
-fn run_turn(
-    runtime: &tokio::runtime::Runtime,
-    responder: &mut Responder,
-    caller: &str,
-) -> SimTurn {
+fn run_turn(runtime: &tokio::runtime::Runtime, responder: &mut Responder, caller: &str) -> SimTurn {
     let (tx, mut rx) = tokio::sync::mpsc::channel(REPLY_CHANNEL);
     let cancel = CancellationToken::new();
     let start = Instant::now();

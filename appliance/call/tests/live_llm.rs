@@ -1,6 +1,6 @@
 //! The live loop with the language model in it: a robot in `llm` mode on an
 //! in-memory line, the real llama.cpp server (SmolLM2-135M) streaming its
-//! replies, whisper and Piper for the audio. The caller answers each time
+//! replies, whisper (tiny.en: the box is loaded) and Piper for the audio. The caller answers each time
 //! the robot has been quiet for a while. Mechanics, not wisdom: the model's
 //! words are poor. Run with `--test-threads=1`.
 
@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use vb_audio::line::{LineEvent, Playout};
 use vb_audio::Frame8k;
 use vb_call::{
-    run_call, CallEngine, CallRecord, EngineConfig, Line, LineEvents, LiveConfig, Models,
-    LINE_RATE,
+    run_call, CallEngine, CallRecord, EngineConfig, Line, LineEvents, LiveConfig, Models, LINE_RATE,
 };
 use vb_dialog::{Language, Robot};
 use vb_llm::testing::{robot, Fault, FaultServer, LlamaServer};
@@ -62,6 +61,12 @@ impl LineEvents for CallerLine {
             if self.started == self.lines.len() {
                 return None;
             }
+            eprintln!(
+                "caller line {} starts at frame {} ({} samples)",
+                self.started,
+                self.frame,
+                self.lines[self.started].len()
+            );
             (self.on_line)(self.started);
             self.playing = Some((self.started, 0));
             self.started += 1;
@@ -114,7 +119,7 @@ fn call(
     on_line: Box<dyn FnMut(usize) + Send>,
 ) -> CallRecord {
     let models = Models::open(None);
-    let mut stt = models.transcriber("whisper-base", 2).unwrap();
+    let mut stt = models.transcriber("whisper-tiny.en", 2).unwrap();
     let mut tts = models.tts().unwrap();
     let lines: Vec<Vec<i16>> = lines
         .iter()
@@ -161,12 +166,12 @@ fn call(
         &Control(hung_up),
         playout,
         &config,
-        ("piper", "whisper-base"),
+        ("piper", "tiny.en"),
     )
     .unwrap();
     for t in &record.turns {
         eprintln!(
-            "turn {}: caller {:?} -> robot {:?} [{:?}] first token {:?} ms, first sentence {:?} ms, first audio {:?} ms, stream done {:?} ms, fallback {:?}",
+            "turn {}: caller {:?} -> robot {:?} [{:?}] first token {:?} ms, first sentence {:?} ms, first audio {:?} ms, stream done {:?} ms, fallback {:?}, filtered {:?}",
             t.index,
             t.caller_transcript,
             t.robot_reply,
@@ -175,7 +180,8 @@ fn call(
             t.timings.llm_first_sentence_ms,
             t.timings.first_reply_audio_ms,
             t.timings.llm_done_ms,
-            t.fallback
+            t.fallback,
+            t.filtered
         );
     }
     eprintln!(
@@ -195,7 +201,7 @@ fn the_robot_speaks_the_models_first_sentence_while_the_rest_streams() {
         relaxed(&server.url, false),
         &runtime,
         &[
-            "Hello, I would like to book a room for two nights.",
+            "I would like to book a room for two nights, please.",
             "My name is John Smith.",
             "Five five five, one two three, four five six seven.",
         ],
@@ -214,7 +220,10 @@ fn the_robot_speaks_the_models_first_sentence_while_the_rest_streams() {
                 .is_some_and(|s| s.split(',').any(|s| s == "llm"))
         })
         .collect();
-    assert!(!llm_turns.is_empty(), "no turn spoken by the model: {record:#?}");
+    assert!(
+        !llm_turns.is_empty(),
+        "no turn spoken by the model: {record:#?}"
+    );
     for t in &llm_turns {
         assert!(t.timings.llm_first_token_ms.is_some(), "turn {t:#?}");
         assert!(t.timings.llm_first_sentence_ms.is_some(), "turn {t:#?}");
@@ -249,7 +258,8 @@ fn the_endpoint_dying_mid_call_leaves_the_script_to_finish_with_the_lead_kept() 
     let server = runtime.block_on(FaultServer::start(Fault::Body(RECORDS_LEAD, false)));
     let url = server.url.clone();
     // The endpoint goes away (its port closed) as the caller starts the
-    // second line.
+    // line after the model's first answer. Lines repeat: on a loaded box a
+    // recognition can overrun its deadline and count as silence.
     let server = Mutex::new(Some(server));
     let robot = robot("reception-en", "llm");
     let record = call(
@@ -257,13 +267,16 @@ fn the_endpoint_dying_mid_call_leaves_the_script_to_finish_with_the_lead_kept() 
         relaxed(&url, true),
         &runtime,
         &[
-            "Hello, I need a room.",
-            "My name is John Smith.",
+            "I would like to book a room, please.",
+            "I would like to book a room, please.",
+            "I would like to book a room, please.",
+            "Friday evening.",
             "Yes, that is right.",
         ],
-        Box::new(move |k| {
-            if k == 1 {
-                drop(server.lock().unwrap().take());
+        Box::new(move |_| {
+            let mut server = server.lock().unwrap();
+            if server.as_ref().is_some_and(|s| s.connections() >= 1) {
+                drop(server.take());
             }
         }),
     );
@@ -275,7 +288,12 @@ fn the_endpoint_dying_mid_call_leaves_the_script_to_finish_with_the_lead_kept() 
         .iter()
         .position(|t| t.fallback.is_some())
         .expect("a turn records the fallback");
-    assert_eq!(fell, 2, "the second caller turn fell back: {record:#?}");
+    assert!(
+        record.turns[..fell]
+            .iter()
+            .any(|t| t.timings.llm_first_token_ms.is_some()),
+        "the model answered before the fault: {record:#?}"
+    );
     // From the same point: the script, not the greeting again.
     assert!(
         record.turns[fell..]
@@ -285,7 +303,12 @@ fn the_endpoint_dying_mid_call_leaves_the_script_to_finish_with_the_lead_kept() 
     );
     assert_ne!(record.turns[fell].phrase_id, "greeting");
     // What the model captured before the fault is kept.
-    assert_eq!(record.lead.name.as_deref(), Some("John"), "{:#?}", record.lead);
+    assert_eq!(
+        record.lead.name.as_deref(),
+        Some("John"),
+        "{:#?}",
+        record.lead
+    );
     assert_eq!(record.lead.phone.as_deref(), Some("+15551234567"));
     assert_eq!(record.summary_source.as_deref(), Some("rules"));
     assert!(record.interest.is_some());

@@ -3,6 +3,7 @@
 //! on 127.0.0.1, and the real llama.cpp server
 //! (`scripts/setup.d/40-llm.sh` installs it).
 
+use crate::{LlmClient, LlmConfig, LlmEngine, Output, Responder, TurnOutcome, REPLY_CHANNEL};
 use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +13,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use vb_dialog::{Language, Robot};
-use crate::{LlmClient, LlmConfig, LlmEngine, Output, Responder, TurnOutcome, REPLY_CHANNEL};
 
 /// What a turn sent, with when.
 pub struct Timed {
