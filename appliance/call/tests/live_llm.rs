@@ -313,3 +313,41 @@ fn the_endpoint_dying_mid_call_leaves_the_script_to_finish_with_the_lead_kept() 
     assert_eq!(record.summary_source.as_deref(), Some("rules"));
     assert!(record.interest.is_some());
 }
+
+#[test]
+fn converse_in_llm_mode_with_no_endpoint_runs_the_script_and_summarises() {
+    // The `converse` simulation of an `llm` robot whose endpoint is down:
+    // the first heard turn falls back, the demo caller finishes the call on
+    // the script, and the record carries the mode, the fallback and the
+    // rules' summary.
+    let url = format!("http://127.0.0.1:{}/v1", vb_llm::testing::dead_port());
+    let robot = robot("reception-en", "llm");
+    let models = Models::open(None);
+    let mut stt = models.transcriber("whisper-tiny.en", 2).unwrap();
+    let mut tts = models.tts().unwrap();
+    let mut caller_voice = models.caller_voice("en").unwrap();
+    let mut caller = vb_call::DemoCaller::new(Language::En, caller_voice.as_mut());
+    let mut engine = CallEngine::new(&mut stt, &mut tts, &robot, EngineConfig::default());
+    let (record, _audio) = vb_call::Simulation::new(
+        &mut engine,
+        &robot,
+        "robot".into(),
+        "whisper-tiny.en".into(),
+    )
+    .with_llm(Some(relaxed(&url, true)))
+    .run(&mut caller)
+    .unwrap();
+    for t in &record.turns {
+        eprintln!(
+            "turn {}: {:?} -> {:?} [{:?}] fallback {:?}",
+            t.index, t.caller_transcript, t.robot_reply, t.reply_source, t.fallback
+        );
+    }
+    assert_eq!(record.mode, "llm");
+    let heard = record.turns.iter().any(|t| !t.caller_transcript.is_empty());
+    assert!(heard, "the caller was never heard: {record:#?}");
+    assert!(record.fallback.is_some(), "record: {record:#?}");
+    assert!(record.turns.iter().any(|t| t.fallback.is_some()));
+    assert_eq!(record.summary_source.as_deref(), Some("rules"));
+    assert!(record.summary.is_some() && record.interest.is_some());
+}
