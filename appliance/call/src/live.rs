@@ -289,6 +289,7 @@ impl Spoken {
 struct RobotSide<'e, 'a> {
     engine: &'e mut CallEngine<'a>,
     shared: Arc<Shared>,
+    closed: Arc<AtomicBool>,
     runtime: Handle,
 }
 
@@ -297,6 +298,11 @@ impl RobotSide<'_, '_> {
     fn new_turn(&self) -> TurnToken {
         let token = TurnToken::default();
         *self.shared.turn.lock().unwrap_or_else(|e| e.into_inner()) = token.clone();
+        // The listener cancels the installed token when the line closes;
+        // one installed after that is cancelled here.
+        if self.closed.load(Ordering::SeqCst) {
+            token.cancel();
+        }
         token
     }
 
@@ -311,13 +317,14 @@ impl RobotSide<'_, '_> {
         let line_at = Instant::now();
         acc.first_line_ms
             .get_or_insert(line_at.duration_since(acc.t0).as_millis() as u64);
-        acc.text.push(reply.text.trim().to_string());
         if acc.phrase_id.is_none() {
             acc.phrase_id = Some(reply.phrase_id.clone());
         }
         if token.is_cancelled() {
             return Ok(());
         }
+        // What the robot said: lines dropped by a barge-in are not.
+        acc.text.push(reply.text.trim().to_string());
         let before = acc.samples;
         let playout = self.shared.playout.clone();
         let t0 = acc.t0;
@@ -486,6 +493,7 @@ pub fn run_call(
     let mut speaker = RobotSide {
         engine,
         shared: shared.clone(),
+        closed: closed.clone(),
         runtime: runtime.clone(),
     };
     let mut turns: Vec<TurnRecord> = Vec::new();
@@ -739,6 +747,13 @@ fn listen(
         let event = line.next_event();
         let Some(event) = event else {
             closed.store(true, Ordering::SeqCst);
+            // Nobody is listening any more: stop the model and the TTS now
+            // rather than at the end of the reply's budget.
+            shared
+                .turn
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .cancel();
             break;
         };
         let frame = match event {

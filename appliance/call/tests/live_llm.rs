@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use vb_audio::line::{LineEvent, Playout};
 use vb_audio::Frame8k;
 use vb_call::{
-    run_call, CallEngine, CallRecord, EngineConfig, Line, LineEvents, LiveConfig, Models, LINE_RATE,
+    run_call, CallEngine, CallRecord, EngineConfig, Line, LineEvents, LiveConfig, LiveStats,
+    Models, LINE_RATE,
 };
 use vb_dialog::{Language, Robot};
 use vb_llm::testing::{robot, Fault, FaultServer, LlamaServer};
+
 use vb_llm::{LlmClient, LlmConfig, LlmEngine, Responder};
 
 /// Robot quiet this long after speaking: the caller's turn.
@@ -35,6 +37,15 @@ struct CallerLine {
     quiet: usize,
     robot_spoke: bool,
     frame: usize,
+    /// Lines from this index on start 1.2 s into a stretch of robot speech
+    /// (a barge-in) instead of after it.
+    interrupt_from: usize,
+    /// Consecutive frames of robot voice.
+    talk_frames: usize,
+    /// Hang up this many frames after the last line, whatever the robot does.
+    hang_up_after_last: Option<usize>,
+    /// Frame the last line ended on.
+    last_ended: Option<usize>,
     /// Called as caller line `k` starts.
     on_line: Box<dyn FnMut(usize) + Send>,
 }
@@ -53,11 +64,23 @@ impl LineEvents for CallerLine {
         let mut sent = Frame8k::default();
         if self.playout.next_frame(&mut sent, Instant::now()) {
             self.quiet = 0;
+            self.talk_frames += 1;
             self.robot_spoke = true;
         } else {
             self.quiet += 1;
+            self.talk_frames = 0;
         }
-        if self.playing.is_none() && self.robot_spoke && self.quiet >= QUIET_FRAMES {
+        if let (Some(after), Some(ended)) = (self.hang_up_after_last, self.last_ended) {
+            if self.frame >= ended + after {
+                return None;
+            }
+        }
+        let turn_to_talk = if self.started >= self.interrupt_from {
+            self.talk_frames >= 60
+        } else {
+            self.robot_spoke && self.quiet >= QUIET_FRAMES
+        };
+        if self.playing.is_none() && turn_to_talk {
             if self.started == self.lines.len() {
                 return None;
             }
@@ -71,6 +94,7 @@ impl LineEvents for CallerLine {
             self.playing = Some((self.started, 0));
             self.started += 1;
             self.robot_spoke = false;
+            self.talk_frames = 0;
         }
         let mut frame = Frame8k::default();
         if let Some((k, pos)) = self.playing {
@@ -79,6 +103,9 @@ impl LineEvents for CallerLine {
                 *s = line.get(pos + i).copied().unwrap_or(0);
             }
             self.playing = (pos + 160 < line.len()).then_some((k, pos + 160));
+            if self.playing.is_none() && k + 1 == self.lines.len() {
+                self.last_ended = Some(self.frame);
+            }
         }
         Some(LineEvent::Audio(frame))
     }
@@ -111,6 +138,18 @@ fn relaxed(url: &str, tools: bool) -> LlmEngine {
 }
 
 /// Runs one call of `robot` with `llm`; the caller says `lines`.
+/// How the caller behaves beyond its lines.
+#[derive(Clone, Copy)]
+struct Manner {
+    interrupt_from: usize,
+    hang_up_after_last: Option<usize>,
+}
+
+const POLITE: Manner = Manner {
+    interrupt_from: usize::MAX,
+    hang_up_after_last: None,
+};
+
 fn call(
     robot: &Robot,
     llm: LlmEngine,
@@ -118,6 +157,17 @@ fn call(
     lines: &[&str],
     on_line: Box<dyn FnMut(usize) + Send>,
 ) -> CallRecord {
+    call_with(robot, llm, runtime, lines, on_line, POLITE).0
+}
+
+fn call_with(
+    robot: &Robot,
+    llm: LlmEngine,
+    runtime: &tokio::runtime::Runtime,
+    lines: &[&str],
+    on_line: Box<dyn FnMut(usize) + Send>,
+    manner: Manner,
+) -> (CallRecord, LiveStats) {
     let models = Models::open(None);
     let mut stt = models.transcriber("whisper-tiny.en", 2).unwrap();
     let mut tts = models.tts().unwrap();
@@ -150,15 +200,19 @@ fn call(
         quiet: 0,
         robot_spoke: false,
         frame: 0,
+        interrupt_from: manner.interrupt_from,
+        talk_frames: 0,
+        hang_up_after_last: manner.hang_up_after_last,
+        last_ended: None,
         on_line,
     };
     let config = LiveConfig {
         silence_timeout: Duration::from_secs(30),
         max_duration: Duration::from_secs(140),
-        summary_budget: Duration::from_secs(30),
+        summary_budget: Duration::from_secs(15),
         ..LiveConfig::default()
     };
-    let (record, _stats) = run_call(
+    let (record, stats) = run_call(
         &mut engine,
         Responder::new(robot, Some(llm)),
         runtime.handle(),
@@ -188,7 +242,7 @@ fn call(
         "summary ({:?}, {:?}): {:?}",
         record.interest, record.summary_source, record.summary
     );
-    record
+    (record, stats)
 }
 
 #[test]
@@ -350,4 +404,38 @@ fn converse_in_llm_mode_with_no_endpoint_runs_the_script_and_summarises() {
     assert!(record.turns.iter().any(|t| t.fallback.is_some()));
     assert_eq!(record.summary_source.as_deref(), Some("rules"));
     assert!(record.summary.is_some() && record.interest.is_some());
+}
+
+#[test]
+fn a_barge_in_cancels_the_models_stream_and_the_queued_speech() {
+    // An endpoint that streams a sentence every 100 ms forever: the robot
+    // would talk until the reply budget ends. The caller talks over it.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(FaultServer::start(Fault::Endless));
+    let robot = robot("reception-en", "llm");
+    let (record, stats) = call_with(
+        &robot,
+        relaxed(&server.url, true),
+        &runtime,
+        &[
+            "I would like to book a room, please.",
+            "My name is John Smith.",
+        ],
+        Box::new(|_| {}),
+        Manner {
+            interrupt_from: 1,
+            hang_up_after_last: Some(150),
+        },
+    );
+    assert!(stats.barge_ins >= 1, "no barge-in: {stats:?}");
+    let interrupted = record
+        .turns
+        .iter()
+        .find(|t| t.reply_source.as_deref() == Some("llm"))
+        .expect("a turn spoken by the model");
+    assert!(interrupted
+        .timings
+        .llm_done_ms
+        .is_some_and(|ms| ms < 50_000));
+    assert!(record.duration_ms < 100_000, "record: {record:#?}");
 }
