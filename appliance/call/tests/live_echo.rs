@@ -217,5 +217,9 @@ fn a_caller_talking_over_the_robot_stops_it_within_200_ms_and_is_heard() {
         .map(|t| t.caller_transcript.to_lowercase())
         .collect::<Vec<_>>()
         .join(" ");
-    assert!(heard.contains("john smith"), "caller's words: {heard:?}");
+    let filtered: Vec<_> = record.turns.iter().map(|t| t.filtered.clone()).collect();
+    assert!(
+        heard.contains("john smith"),
+        "caller's words: {heard:?}, filtered: {filtered:?}"
+    );
 }
