@@ -1,6 +1,7 @@
 //! The live loop with the language model in it: a robot in `llm` mode on an
 //! in-memory line, the real llama.cpp server (SmolLM2-135M) streaming its
-//! replies, whisper (tiny.en: the box is loaded) and Piper for the audio. The caller answers each time
+//! replies, whisper (tiny.en on one thread: on a loaded box ggml threads
+//! spinning against each other blow the stt deadline) and Piper for the audio. The caller answers each time
 //! the robot has been quiet for a while. Mechanics, not wisdom: the model's
 //! words are poor. Run with `--test-threads=1`.
 
@@ -169,7 +170,7 @@ fn call_with(
     manner: Manner,
 ) -> (CallRecord, LiveStats) {
     let models = Models::open(None);
-    let mut stt = models.transcriber("whisper-tiny.en", 2).unwrap();
+    let mut stt = models.transcriber("whisper-tiny.en", 1).unwrap();
     let mut tts = models.tts().unwrap();
     let lines: Vec<Vec<i16>> = lines
         .iter()
@@ -377,7 +378,7 @@ fn converse_in_llm_mode_with_no_endpoint_runs_the_script_and_summarises() {
     let url = format!("http://127.0.0.1:{}/v1", vb_llm::testing::dead_port());
     let robot = robot("reception-en", "llm");
     let models = Models::open(None);
-    let mut stt = models.transcriber("whisper-tiny.en", 2).unwrap();
+    let mut stt = models.transcriber("whisper-tiny.en", 1).unwrap();
     let mut tts = models.tts().unwrap();
     let mut caller_voice = models.caller_voice("en").unwrap();
     let mut caller = vb_call::DemoCaller::new(Language::En, caller_voice.as_mut());
@@ -433,9 +434,14 @@ fn a_barge_in_cancels_the_models_stream_and_the_queued_speech() {
         .iter()
         .find(|t| t.reply_source.as_deref() == Some("llm"))
         .expect("a turn spoken by the model");
-    assert!(interrupted
-        .timings
-        .llm_done_ms
-        .is_some_and(|ms| ms < 50_000));
+    // The endless stream ended (the box dropped it) at the barge-in,
+    // before the 60 s reply budget would have.
+    assert!(
+        interrupted
+            .timings
+            .llm_done_ms
+            .is_some_and(|ms| ms < 55_000),
+        "turn: {interrupted:#?}"
+    );
     assert!(record.duration_ms < 100_000, "record: {record:#?}");
 }

@@ -438,10 +438,17 @@ impl Responder {
             };
             return self.say_reply(r, Source::Script, out, cancel).await;
         }
-        match self.mode {
+        let t0 = Instant::now();
+        let outcome = match self.mode {
             Mode::LlmScript => self.llm_script_turn(caller, out, cancel).await,
             _ => self.llm_turn(caller, out, cancel).await,
+        };
+        // A turn cancelled while waiting to hand over a sentence: the
+        // stream was dropped on the way out.
+        if self.stats.first_token.is_some() && self.stats.stream_done.is_none() {
+            self.stats.stream_done = Some(t0.elapsed());
         }
+        outcome
     }
 
     async fn say_reply(
