@@ -51,6 +51,9 @@ pub enum CallError {
         /// What went wrong (boxed: it is large and the error path is cold).
         source: Box<AudioError>,
     },
+    /// The task running the responder's turn panicked or was aborted.
+    #[error("responder task")]
+    Responder(#[from] tokio::task::JoinError),
 }
 
 /// Settings of a call engine.
@@ -397,6 +400,7 @@ impl<'a> CallEngine<'a> {
             first_audio_ms: spoken.first_audio_ms,
             turn_latency_ms: heard.endpoint_ms + processing_ms,
             processing_ms,
+            ..TurnTimings::default()
         };
         Ok((heard, reply, spoken, timings))
     }

@@ -13,20 +13,24 @@
 //!  WebRtcVad + Endpointer (vb-vad) ──utterance──► Transcriber (vb-stt)
 //!        ▲ patience: Digits while the dialog waits for a phone number      │ text
 //!        │                                                                 ▼
-//!        └──────────────── Dialog (vb-dialog, script mode, no I/O) ◄───────┘
-//!                                   │ reply (text, phrase id, recorded WAV?)
+//!        └──── Responder (vb-llm: script / llm / llm_script; wraps the ◄───┘
+//!              Dialog, falls back to it; a tokio task per live turn)
+//!                                   │ sentences as they stream (text, phrase id,
+//!                                   │ recorded WAV?), tool actions, fallback
 //!                                   ▼
 //!                 Tts (vb-tts: Piper / espeak fallback, sentence streaming, cache)
 //!                                   │
 //!                                   ▼
 //!                         robot audio (out_rate) + TurnRecord timings
+//!   after the call: summary + interest class (the model's, or rules) -> CallRecord
 //! ```
 //!
 //! - [`engine`]: the turn engine shared by every transport: one caller turn in,
 //!   one robot reply (audio + timings) out.
 //! - [`live`]: the real-time loop on a phone line's 20 ms frames: a listener
 //!   thread (VAD, endpointing, barge-in, echo guard) and a speaker thread
-//!   (STT, dialog, sentence-streamed TTS into the line's playout queue).
+//!   (STT, the responder's turn on the runtime, each sentence to the TTS as
+//!   it arrives, into the line's playout queue).
 //! - [`simulate`]: drives a whole call from caller WAVs or a built-in demo
 //!   caller, recording both sides into one WAV (the `converse` command).
 //! - [`record`]: the per-call record (turns, timings, lead) written as JSON.

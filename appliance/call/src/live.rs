@@ -3,11 +3,12 @@
 //!
 //! - the **listener** reads every frame (the line's clock), runs the VAD and
 //!   the endpointer, and on speech over the robot flushes the playout queue
-//!   and cancels the robot's turn (barge-in) unless it is the robot's own
-//!   echo;
+//!   and cancels the robot's turn (barge-in: the queued TTS and the model's
+//!   stream) unless it is the robot's own echo;
 //! - the **speaker** owns the engines: it recognises each endpointed
-//!   utterance, asks the dialog, and queues the reply sentence by sentence
-//!   while the next one is synthesised.
+//!   utterance, hands it to the [`Responder`] (script or model, run as a
+//!   task on the call's tokio runtime), and speaks each sentence as it
+//!   arrives while the rest is still streaming.
 //!
 //! The transport is behind [`Line`]: RTP, an ALSA handset and a browser
 //! WebSocket all drive the same loop.
@@ -18,9 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 use vb_audio::line::{LineEvent, Playout};
 use vb_audio::{resample, Pcm};
-use vb_dialog::{Dialog, Expect, Reply, Robot};
+use vb_dialog::{Expect, Reply};
+use vb_llm::{Action, Output, Responder, TurnOutcome, TurnStats, Utterance, REPLY_CHANNEL};
 use vb_tts::CancelToken;
 use vb_vad::{Aggressiveness, EndpointConfig, EndpointEvent, Endpointer, Patience, Vad, WebRtcVad};
 
@@ -75,6 +79,9 @@ pub struct LiveConfig {
     pub transfer_to: Option<String>,
     /// Said when the transfer fails (e.g. "call us at ...").
     pub transfer_fallback: Option<String>,
+    /// The longest wait for the model's post-call summary (the rules'
+    /// summary is used after it).
+    pub summary_budget: Duration,
 }
 
 impl Default for LiveConfig {
@@ -89,6 +96,7 @@ impl Default for LiveConfig {
             transfer_digit: Some('0'),
             transfer_to: None,
             transfer_fallback: None,
+            summary_budget: Duration::from_secs(20),
         }
     }
 }
@@ -125,7 +133,7 @@ enum Heard8k {
 struct Shared {
     playout: Arc<Playout>,
     /// The robot's current turn; barge-in cancels it.
-    turn: Mutex<CancelToken>,
+    turn: Mutex<TurnToken>,
     /// The dialog's current patience (digits while it waits for a number).
     digits: AtomicBool,
     barge_ins: AtomicU32,
@@ -137,11 +145,318 @@ fn rms(frame: &[i16]) -> f32 {
     (sum / frame.len().max(1) as f64).sqrt() as f32
 }
 
+/// The robot's current turn: a barge-in cancels the queued TTS and the
+/// model's stream at once.
+#[derive(Debug, Clone, Default)]
+struct TurnToken {
+    tts: CancelToken,
+    llm: CancellationToken,
+}
+
+impl TurnToken {
+    fn cancel(&self) {
+        self.tts.cancel();
+        self.llm.cancel();
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.tts.is_cancelled()
+    }
+}
+
+/// What one robot reply did, gathered sentence by sentence.
+struct Spoken {
+    /// When the turn started (final transcript in, or the prompt decided).
+    t0: Instant,
+    /// Caller's end of speech, for the wire latency.
+    since: Option<Instant>,
+    spurts_before: u64,
+    was_talking: bool,
+    text: Vec<String>,
+    phrase_id: Option<String>,
+    audio_sources: Vec<&'static str>,
+    reply_sources: Vec<&'static str>,
+    samples: usize,
+    /// Turn start -> first line of the reply in hand.
+    first_line_ms: Option<u64>,
+    /// First line -> its first audio (the TTS of the first sentence).
+    tts_first_ms: Option<u64>,
+    /// Turn start -> first audio queued for sending.
+    first_audio_at_ms: Option<u64>,
+    wire: Option<u64>,
+    end_call: bool,
+    end_action: bool,
+    transfer: bool,
+    fallback: Option<String>,
+    stats: TurnStats,
+}
+
+impl Spoken {
+    fn new(shared: &Shared, since: Option<Instant>) -> Spoken {
+        Spoken {
+            t0: Instant::now(),
+            since,
+            spurts_before: shared.playout.spurt().0,
+            was_talking: shared.playout.is_talking(),
+            text: Vec::new(),
+            phrase_id: None,
+            audio_sources: Vec::new(),
+            reply_sources: Vec::new(),
+            samples: 0,
+            first_line_ms: None,
+            tts_first_ms: None,
+            first_audio_at_ms: None,
+            wire: None,
+            end_call: false,
+            end_action: false,
+            transfer: false,
+            fallback: None,
+            stats: TurnStats::default(),
+        }
+    }
+
+    fn audio_ms(&self) -> u64 {
+        self.samples as u64 / 8
+    }
+
+    fn audio_source(&self) -> &'static str {
+        match self.audio_sources.as_slice() {
+            [one] => one,
+            [] => "none",
+            _ => "mixed",
+        }
+    }
+
+    /// Reply text ready -> first audio (the old meaning of `first_audio_ms`).
+    fn first_ms(&self) -> u64 {
+        self.tts_first_ms.unwrap_or(0)
+    }
+
+    /// Turn start -> first line in hand (the dialog step, or the model's
+    /// first sentence).
+    fn reply_ms(&self) -> u64 {
+        self.first_line_ms.unwrap_or(0)
+    }
+
+    fn record(
+        &self,
+        index: usize,
+        speaker: Speaker,
+        heard: &Heard,
+        endpoint_ms: u64,
+    ) -> TurnRecord {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+        let processing_ms = heard.stt_ms + self.reply_ms() + self.first_ms();
+        let mut sources: Vec<&str> = Vec::new();
+        for s in &self.reply_sources {
+            if sources.last() != Some(s) {
+                sources.push(s);
+            }
+        }
+        TurnRecord {
+            index,
+            speaker,
+            caller_transcript: heard.text.clone(),
+            caller_language: heard.language.clone(),
+            filtered: heard.filtered.clone(),
+            utterances: heard.utterances,
+            robot_reply: self.text.join(" "),
+            phrase_id: self.phrase_id.clone().unwrap_or_default(),
+            audio_source: self.audio_source(),
+            robot_audio_ms: self.audio_ms(),
+            reply_source: (!sources.is_empty()).then(|| sources.join(",")),
+            fallback: self.fallback.clone(),
+            timings: TurnTimings {
+                caller_audio_ms: 0,
+                endpoint_ms,
+                stt_ms: heard.stt_ms,
+                reply_ms: self.reply_ms(),
+                first_audio_ms: self.first_ms(),
+                // On a live line: last caller voice frame -> first robot
+                // voice packet sent, measured on the frame clock.
+                turn_latency_ms: self.wire.unwrap_or(endpoint_ms + processing_ms),
+                processing_ms,
+                llm_first_token_ms: ms(self.stats.first_token),
+                llm_first_sentence_ms: ms(self.stats.first_sentence),
+                llm_done_ms: ms(self.stats.stream_done),
+                first_reply_audio_ms: self.first_audio_at_ms,
+            },
+        }
+    }
+}
+
+/// The call's engines and where its model turns run.
+struct RobotSide<'e, 'a> {
+    engine: &'e mut CallEngine<'a>,
+    shared: Arc<Shared>,
+    closed: Arc<AtomicBool>,
+    runtime: Handle,
+}
+
+impl RobotSide<'_, '_> {
+    /// A new turn token, installed where the listener's barge-in finds it.
+    fn new_turn(&self) -> TurnToken {
+        let token = TurnToken::default();
+        *self.shared.turn.lock().unwrap_or_else(|e| e.into_inner()) = token.clone();
+        // The listener cancels the installed token when the line closes;
+        // one installed after that is cancelled here.
+        if self.closed.load(Ordering::SeqCst) {
+            token.cancel();
+        }
+        token
+    }
+
+    /// Speaks one reply into the playout queue (sentence-streamed TTS)
+    /// unless the turn was cancelled, and notes what it did in `acc`.
+    fn speak(
+        &mut self,
+        reply: &Reply,
+        token: &TurnToken,
+        acc: &mut Spoken,
+    ) -> Result<(), CallError> {
+        let line_at = Instant::now();
+        acc.first_line_ms
+            .get_or_insert(line_at.duration_since(acc.t0).as_millis() as u64);
+        if acc.phrase_id.is_none() {
+            acc.phrase_id = Some(reply.phrase_id.clone());
+        }
+        if token.is_cancelled() {
+            return Ok(());
+        }
+        // What the robot said: lines dropped by a barge-in are not.
+        acc.text.push(reply.text.trim().to_string());
+        let before = acc.samples;
+        let playout = self.shared.playout.clone();
+        let t0 = acc.t0;
+        let mut first_at = None;
+        let mut samples = 0usize;
+        let cancel = token.tts.clone();
+        let (first_ms, source) = self
+            .engine
+            .speak_to(reply, &token.tts, &mut |chunk: &Pcm| {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                let pcm = chunk.to_i16();
+                if first_at.is_none() && !pcm.is_empty() {
+                    first_at = Some(t0.elapsed().as_millis() as u64);
+                }
+                samples += pcm.len();
+                playout.push(&pcm);
+            })?;
+        acc.samples += samples;
+        if !acc.audio_sources.contains(&source) {
+            acc.audio_sources.push(source);
+        }
+        if acc.tts_first_ms.is_none() {
+            acc.tts_first_ms = Some(first_ms);
+        }
+        if acc.first_audio_at_ms.is_none() {
+            acc.first_audio_at_ms = first_at;
+        }
+        // The first voice packet of this reply: the next spurt to start (if
+        // the robot was still talking, its reply continues the spurt and the
+        // wire time is not separable).
+        if before == 0 && acc.samples > 0 {
+            if let Some(t) = acc
+                .since
+                .filter(|_| !acc.was_talking && !token.is_cancelled())
+            {
+                let deadline = Instant::now() + Duration::from_millis(500);
+                acc.wire = loop {
+                    if let Some(at) = self.shared.playout.spurt_start(acc.spurts_before + 1) {
+                        break Some(at.saturating_duration_since(t).as_millis() as u64);
+                    }
+                    if Instant::now() > deadline {
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Says one fixed line (greeting, silence prompt, goodbye) under a new
+    /// turn token.
+    fn say(&mut self, u: &Utterance, since: Option<Instant>) -> Result<Spoken, CallError> {
+        let token = self.new_turn();
+        let mut acc = Spoken::new(&self.shared, since);
+        acc.end_call = u.end_call;
+        acc.reply_sources.push(u.source.code());
+        self.speak(&u.to_reply(), &token, &mut acc)?;
+        Ok(acc)
+    }
+
+    /// One caller turn: the responder runs on the runtime (its model
+    /// stream, filler and fallback timers) and hands over each sentence as
+    /// it is complete; this thread speaks each one as it arrives, so the
+    /// first sentence plays while the rest still streams. A barge-in
+    /// cancels both at once. Gives the responder back.
+    fn turn(
+        &mut self,
+        responder: Responder,
+        caller: String,
+        since: Option<Instant>,
+    ) -> Result<(Responder, Spoken), CallError> {
+        let token = self.new_turn();
+        let mut acc = Spoken::new(&self.shared, since);
+        // Bounded: the turn waits when the TTS is behind (text is never
+        // dropped); a barge-in cancels the wait.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(REPLY_CHANNEL);
+        let cancel = token.llm.clone();
+        let task = self.runtime.spawn(async move {
+            let mut responder = responder;
+            let outcome = responder.turn(&caller, &tx, &cancel).await;
+            (responder, outcome)
+        });
+        while let Some(out) = rx.blocking_recv() {
+            match out {
+                Output::Say(u) => {
+                    acc.end_call |= u.end_call;
+                    acc.reply_sources.push(u.source.code());
+                    if let Err(e) = self.speak(&u.to_reply(), &token, &mut acc) {
+                        token.cancel();
+                        return Err(e);
+                    }
+                }
+                Output::Action(a) => {
+                    tracing::debug!(action = ?a, "model action");
+                    match a {
+                        Action::Transfer { .. } => acc.transfer = true,
+                        Action::EndCall { .. } => acc.end_action = true,
+                        Action::RecordLead(_) | Action::Classify { .. } => {}
+                    }
+                }
+                Output::Rejected(r) => tracing::info!("model tool call refused: {r}"),
+                Output::FellBack { reason } => {
+                    tracing::warn!(%reason, "the call continues on the script");
+                    acc.fallback = Some(reason);
+                }
+            }
+        }
+        let (responder, outcome) = self.runtime.block_on(task)?;
+        if outcome == TurnOutcome::Cancelled {
+            tracing::debug!("turn cancelled (barge-in)");
+        }
+        acc.stats = responder.last_turn();
+        Ok((responder, acc))
+    }
+}
+
 /// Runs a whole call on `line` and returns its record. `engine` is the
-/// call's engine (8 kHz output); `playout` is the line's outgoing queue.
+/// call's engine (8 kHz output); `responder` answers in the robot's mode
+/// (`script`, `llm`, `llm_script`), its model turns running as tasks on
+/// `runtime`; `playout` is the line's outgoing queue. Blocking: call it from
+/// a plain thread, not from inside the runtime.
+// Eight arguments: the engines, the responder and its runtime, the line's
+// three halves, the settings and the names for the record are all
+// per-call and independent; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn run_call(
     engine: &mut CallEngine<'_>,
-    robot: &Robot,
+    responder: Responder,
+    runtime: &Handle,
     events: Box<dyn LineEvents>,
     line: &dyn Line,
     playout: Arc<Playout>,
@@ -151,7 +466,7 @@ pub fn run_call(
     let started = Instant::now();
     let shared = Arc::new(Shared {
         playout: playout.clone(),
-        turn: Mutex::new(CancelToken::new()),
+        turn: Mutex::new(TurnToken::default()),
         digits: AtomicBool::new(false),
         barge_ins: AtomicU32::new(0),
         echo_suppressed: AtomicU32::new(0),
@@ -174,42 +489,43 @@ pub fn run_call(
             })?
     };
 
-    let mut dialog = Dialog::new(robot);
+    let mut responder = responder;
+    let mut speaker = RobotSide {
+        engine,
+        shared: shared.clone(),
+        closed: closed.clone(),
+        runtime: runtime.clone(),
+    };
     let mut turns: Vec<TurnRecord> = Vec::new();
     let mut digits = String::new();
 
-    let greeting = dialog.start();
-    let (spoken_ms, first_ms, source, wire) = say(engine, &shared, &greeting, None)?;
-    turns.push(TurnRecord {
-        index: 0,
-        speaker: Speaker::Robot,
-        caller_transcript: String::new(),
-        caller_language: None,
-        filtered: None,
-        utterances: 0,
-        robot_reply: greeting.text.clone(),
-        phrase_id: greeting.phrase_id.clone(),
-        audio_source: source,
-        robot_audio_ms: spoken_ms,
-        timings: TurnTimings {
-            first_audio_ms: first_ms,
-            processing_ms: first_ms,
-            turn_latency_ms: wire.unwrap_or(first_ms),
-            ..TurnTimings::default()
-        },
-    });
-    let mut last = greeting;
+    let greeting = responder.greet();
+    let spoken = speaker.say(&greeting, None)?;
+    let mut record = spoken.record(0, Speaker::Robot, &Heard::default(), 0);
+    record.timings.processing_ms = spoken.first_ms();
+    record.timings.turn_latency_ms = spoken.wire.unwrap_or(spoken.first_ms());
+    record.timings.reply_ms = 0;
+    turns.push(record);
+    let mut last_end = spoken.end_call;
+    let mut completed_by_model = false;
     let mut end_reason: Option<String> = None;
 
     loop {
-        if last.end_call || dialog.is_finished() {
+        if last_end || responder.is_finished() {
             drain(&shared, &closed, Duration::from_secs(30));
-            let reason = dialog
+            let reason = responder
                 .lead()
                 .end
                 .and_then(|e| serde_json::to_value(e).ok())
                 .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| "ended".to_string());
+                .unwrap_or_else(|| {
+                    if completed_by_model {
+                        "completed"
+                    } else {
+                        "ended"
+                    }
+                    .to_string()
+                });
             line.hangup(&reason);
             end_reason = Some(reason);
             break;
@@ -219,8 +535,8 @@ pub fn run_call(
         }
         let elapsed = started.elapsed();
         if elapsed >= config.max_duration {
-            let bye = dialog.on_max_duration();
-            let _ = say(engine, &shared, &bye, None)?;
+            let bye = responder.on_max_duration();
+            let _ = speaker.say(&bye, None)?;
             drain(&shared, &closed, Duration::from_secs(15));
             line.hangup("max_duration");
             end_reason = Some("max_duration".into());
@@ -228,7 +544,7 @@ pub fn run_call(
         }
         shared
             .digits
-            .store(dialog.expect() == Expect::Digits, Ordering::SeqCst);
+            .store(responder.expect() == Expect::Digits, Ordering::SeqCst);
         // The silence clock starts when the robot stops talking.
         let robot_left = Duration::from_millis(shared.playout.queued() as u64 / 8);
         let wait = (config.silence_timeout + robot_left).min(config.max_duration - elapsed);
@@ -248,7 +564,7 @@ pub fn run_call(
             Some(Heard8k::Digit(d)) => {
                 if Some(d) == config.transfer_digit {
                     if let Some(target) = config.transfer_to.clone() {
-                        let reply = transfer(engine, &shared, line, &target, config)?;
+                        let reply = transfer(&mut speaker, line, &target, config)?;
                         if let Some(reason) = reply {
                             end_reason = Some(reason);
                             break;
@@ -259,7 +575,7 @@ pub fn run_call(
                 digits.push(d);
                 // Keys while the dialog waits for a number are the number;
                 // '#' ends it.
-                if d != '#' && dialog.expect() == Expect::Digits {
+                if d != '#' && responder.expect() == Expect::Digits {
                     continue;
                 }
                 let text: String = digits
@@ -295,49 +611,40 @@ pub fn run_call(
                     ..Heard::default()
                 };
                 let mut texts = Vec::new();
-                engine.recognize(&pcm16, &mut heard, &mut texts)?;
+                speaker.engine.recognize(&pcm16, &mut heard, &mut texts)?;
                 heard.text = texts.join(" ");
                 (heard, ended, endpoint_ms, barged_in)
             }
             None => (Heard::default(), t_decided, 0, false),
         };
-        let t_reply = Instant::now();
-        let reply = if heard.utterances == 0 || (heard.text.is_empty() && heard.filtered.is_some())
+        let spoken = if heard.utterances == 0 || (heard.text.is_empty() && heard.filtered.is_some())
         {
-            dialog.on_silence()
+            let prompt = responder.on_silence();
+            speaker.say(&prompt, Some(ended_at))?
         } else {
-            dialog.on_caller(&heard.text)
+            let (r, spoken) = speaker.turn(responder, heard.text.clone(), Some(ended_at))?;
+            responder = r;
+            spoken
         };
-        let reply_ms = t_reply.elapsed().as_millis() as u64;
-        let (spoken_ms, first_ms, source, wire) = say(engine, &shared, &reply, Some(ended_at))?;
-        let processing_ms = heard.stt_ms + reply_ms + first_ms;
-        turns.push(TurnRecord {
-            index: turns.len(),
-            speaker: Speaker::Caller,
-            caller_transcript: heard.text.clone(),
-            caller_language: heard.language.clone(),
-            filtered: heard.filtered.clone(),
-            utterances: heard.utterances,
-            robot_reply: reply.text.clone(),
-            phrase_id: reply.phrase_id.clone(),
-            audio_source: source,
-            robot_audio_ms: spoken_ms,
-            timings: TurnTimings {
-                caller_audio_ms: 0,
-                endpoint_ms,
-                stt_ms: heard.stt_ms,
-                reply_ms,
-                first_audio_ms: first_ms,
-                // On a live line: last caller voice frame -> first robot
-                // voice packet sent, measured on the frame clock.
-                turn_latency_ms: wire.unwrap_or(endpoint_ms + processing_ms),
-                processing_ms,
-            },
-        });
+        turns.push(spoken.record(turns.len(), Speaker::Caller, &heard, endpoint_ms));
         if barged_in {
             tracing::debug!(turn = turns.len(), "turn started by a barge-in");
         }
-        last = reply;
+        last_end = spoken.end_call;
+        completed_by_model |= spoken.end_action;
+        if spoken.transfer && !spoken.end_call {
+            match config.transfer_to.clone() {
+                Some(target) => {
+                    // Let the caller hear what the robot said about it first.
+                    drain(&shared, &closed, Duration::from_secs(15));
+                    if let Some(reason) = transfer(&mut speaker, line, &target, config)? {
+                        end_reason = Some(reason);
+                        break;
+                    }
+                }
+                None => tracing::info!("the model asked for a transfer; no transfer target set"),
+            }
+        }
     }
 
     closed.store(true, Ordering::SeqCst);
@@ -347,19 +654,25 @@ pub fn run_call(
         .or_else(|| line.end_reason())
         .unwrap_or_else(|| "caller_hung_up".to_string());
     let _ = listener.join();
-    let lead = dialog.lead().clone();
-    let record = CallRecord {
-        robot: robot.name.clone(),
-        language: robot.language.code().to_string(),
-        mode: "script".to_string(),
+    let summary = runtime.block_on(responder.summarize(config.summary_budget));
+    let mut record = CallRecord {
+        robot: responder.robot().name.clone(),
+        language: responder.robot().language.code().to_string(),
+        mode: responder.mode().code().to_string(),
+        fallback: responder.fallback_reason().map(str::to_string),
         voice: names.0.to_string(),
         stt_model: names.1.to_string(),
         turns,
-        lead,
+        lead: responder.lead(),
         end_reason,
         duration_ms: started.elapsed().as_millis() as u64,
         audio_rate: LINE_RATE,
+        summary: None,
+        interest: None,
+        interest_reason: None,
+        summary_source: None,
     };
+    record.set_summary(&summary);
     let stats = LiveStats {
         barge_ins: shared.barge_ins.load(Ordering::SeqCst),
         echo_suppressed: shared.echo_suppressed.load(Ordering::SeqCst),
@@ -379,13 +692,12 @@ fn drain(shared: &Shared, closed: &AtomicBool, limit: Duration) {
 /// Tries the transfer; on failure says the fallback. Returns the end
 /// reason when the call is over.
 fn transfer(
-    engine: &mut CallEngine<'_>,
-    shared: &Shared,
+    speaker: &mut RobotSide<'_, '_>,
     line: &dyn Line,
     target: &str,
     config: &LiveConfig,
 ) -> Result<Option<String>, CallError> {
-    shared.playout.flush();
+    speaker.shared.playout.flush();
     let result = line.transfer(target);
     match result {
         Ok(()) => Ok(Some("transferred".into())),
@@ -400,55 +712,13 @@ fn transfer(
                     cacheable: true,
                     parts: Vec::new(),
                 };
-                say(engine, shared, &reply, None)?;
+                let token = speaker.new_turn();
+                let mut acc = Spoken::new(&speaker.shared, None);
+                speaker.speak(&reply, &token, &mut acc)?;
             }
             Ok(None)
         }
     }
-}
-
-/// Speaks a reply into the playout queue, sentence by sentence, under a new
-/// turn token. Returns (robot audio ms, ms to first chunk, source, wire
-/// latency from `since` to the first voice packet, when measurable).
-fn say(
-    engine: &mut CallEngine<'_>,
-    shared: &Shared,
-    reply: &Reply,
-    since: Option<Instant>,
-) -> Result<(u64, u64, &'static str, Option<u64>), CallError> {
-    let cancel = CancelToken::new();
-    *shared.turn.lock().unwrap_or_else(|e| e.into_inner()) = cancel.clone();
-    let (spurts_before, _) = shared.playout.spurt();
-    let was_talking = shared.playout.is_talking();
-    let mut samples = 0usize;
-    let playout = shared.playout.clone();
-    let (first_ms, source) = engine.speak_to(reply, &cancel, &mut |chunk: &Pcm| {
-        if cancel.is_cancelled() {
-            return;
-        }
-        let pcm = chunk.to_i16();
-        samples += pcm.len();
-        playout.push(&pcm);
-    })?;
-    // The first voice packet of this reply: the next spurt to start (if the
-    // robot was still talking, its reply continues the spurt and the wire
-    // time is not separable).
-    let wire = match since {
-        Some(t) if !was_talking && samples > 0 && !cancel.is_cancelled() => {
-            let deadline = Instant::now() + Duration::from_millis(500);
-            loop {
-                if let Some(at) = shared.playout.spurt_start(spurts_before + 1) {
-                    break Some(at.saturating_duration_since(t).as_millis() as u64);
-                }
-                if Instant::now() > deadline {
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        _ => None,
-    };
-    Ok((samples as u64 / 8, first_ms, source, wire))
 }
 
 fn listen(
@@ -477,6 +747,13 @@ fn listen(
         let event = line.next_event();
         let Some(event) = event else {
             closed.store(true, Ordering::SeqCst);
+            // Nobody is listening any more: stop the model and the TTS now
+            // rather than at the end of the reply's budget.
+            shared
+                .turn
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .cancel();
             break;
         };
         let frame = match event {

@@ -37,6 +37,19 @@ pub struct TurnTimings {
     pub turn_latency_ms: u64,
     /// The same without the endpoint hangover: what the box's processing costs.
     pub processing_ms: u64,
+    /// Transcript -> the model's first token (LLM turns only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_first_token_ms: Option<u64>,
+    /// Transcript -> the model's first complete sentence (LLM turns only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_first_sentence_ms: Option<u64>,
+    /// Transcript -> the model's stream ended (LLM turns only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_done_ms: Option<u64>,
+    /// Transcript -> first robot audio queued for sending (the reply's
+    /// first sentence through the TTS, while the model may still stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_reply_audio_ms: Option<u64>,
 }
 
 /// One turn of the conversation.
@@ -64,6 +77,13 @@ pub struct TurnRecord {
     pub audio_source: &'static str,
     /// Robot reply audio duration, ms.
     pub robot_audio_ms: u64,
+    /// Where the reply's lines came from ("llm", "script", "filler",
+    /// "phrase", comma-separated in order when mixed); absent in old records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_source: Option<String>,
+    /// Why the model failed in this turn, when the script took over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
     /// Stage timings.
     pub timings: TurnTimings,
 }
@@ -75,8 +95,11 @@ pub struct CallRecord {
     pub robot: String,
     /// Robot language.
     pub language: String,
-    /// Dialog mode that ran the call.
+    /// The robot's dialog mode (`script`, `llm`, `llm_script`).
     pub mode: String,
+    /// Why the call left the model for the script, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
     /// Voice used for the robot.
     pub voice: String,
     /// Speech model used.
@@ -92,4 +115,32 @@ pub struct CallRecord {
     pub duration_ms: u64,
     /// Sample rate of the recorded call audio.
     pub audio_rate: u32,
+    /// The post-call summary (the model's when reachable, rules otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Interest class: `hot`, `warm`, `cold`, `not_interested`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interest: Option<String>,
+    /// Why that class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interest_reason: Option<String>,
+    /// Who wrote the summary: `llm` or `rules`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_source: Option<String>,
+}
+
+impl CallRecord {
+    /// Stores the post-call summary in the record.
+    pub fn set_summary(&mut self, s: &vb_llm::CallSummary) {
+        self.summary = Some(s.summary.clone());
+        self.interest = Some(vb_llm::class_code(s).to_string());
+        self.interest_reason = Some(s.reason.clone());
+        self.summary_source = Some(
+            match s.source {
+                vb_llm::SummarySource::Llm => "llm",
+                vb_llm::SummarySource::Rules => "rules",
+            }
+            .to_string(),
+        );
+    }
 }

@@ -3,9 +3,12 @@
 //! asks), and both sides are recorded into one audio track in order.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
 use vb_audio::{resample, wav, Pcm};
-use vb_dialog::{Dialog, Language, Reply, Robot};
+use vb_dialog::{Language, Reply, Robot};
+use vb_llm::{Action, LlmEngine, Output, Responder, Utterance, REPLY_CHANNEL};
 use vb_tts::Synthesizer;
 
 use crate::engine::{CallEngine, CallError};
@@ -71,6 +74,10 @@ impl<'a> DemoCaller<'a> {
     }
 }
 
+/// What the demo caller says, in order, to a robot whose model writes its
+/// own questions.
+const LLM_ORDER: [&str; 5] = ["ask_need", "ask_name", "ask_phone", "ask_dates", "confirm"];
+
 /// The demo conversation: what a caller answers to each robot question.
 pub fn demo_answers(language: Language) -> Vec<(&'static str, String)> {
     let lines: &[(&str, &str)] = match language {
@@ -120,12 +127,27 @@ impl CallerSource for DemoCaller<'_> {
         if robot_said.end_call || self.used >= self.max_turns {
             return Ok(None);
         }
-        let Some((_, line)) = self
-            .answers
-            .iter()
-            .find(|(id, _)| *id == robot_said.phrase_id)
-        else {
-            return Ok(None);
+        let line = if robot_said.phrase_id == vb_llm::Source::Llm.code() {
+            // The model's own words have no phrase id: answer the script's
+            // questions in order, as a caller telling their story would.
+            let next = self
+                .answers
+                .iter()
+                .filter(|(id, _)| LLM_ORDER.contains(id))
+                .nth(self.used);
+            match next {
+                Some((_, line)) => line,
+                None => return Ok(None),
+            }
+        } else {
+            match self
+                .answers
+                .iter()
+                .find(|(id, _)| *id == robot_said.phrase_id)
+            {
+                Some((_, line)) => line,
+                None => return Ok(None),
+            }
         };
         self.used += 1;
         let mut audio = self.voice.synthesize(line)?;
@@ -141,12 +163,17 @@ impl CallerSource for DemoCaller<'_> {
 pub struct Simulation<'e, 'a> {
     engine: &'e mut CallEngine<'a>,
     robot: &'a Robot,
+    llm: Option<LlmEngine>,
     voice_name: String,
     stt_model: String,
 }
 
+/// The longest wait for the model's post-call summary in a simulation.
+const SUMMARY_BUDGET: Duration = Duration::from_secs(30);
+
 impl<'e, 'a> Simulation<'e, 'a> {
     /// A simulation over `engine` for `robot`; the names go into the record.
+    /// Without [`Simulation::with_llm`] the robot runs the script.
     pub fn new(
         engine: &'e mut CallEngine<'a>,
         robot: &'a Robot,
@@ -156,20 +183,37 @@ impl<'e, 'a> Simulation<'e, 'a> {
         Simulation {
             engine,
             robot,
+            llm: None,
             voice_name,
             stt_model,
         }
     }
 
+    /// The model endpoint for a robot in `llm` or `llm_script` mode.
+    pub fn with_llm(mut self, llm: Option<LlmEngine>) -> Self {
+        self.llm = llm;
+        self
+    }
+
     /// Runs the call to its end and returns the record and both sides' audio.
+    /// Blocking: the model's turns run on a runtime of its own.
     pub fn run(&mut self, caller: &mut dyn CallerSource) -> Result<(CallRecord, Pcm), CallError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| {
+                CallError::Audio(vb_audio::AudioError::Io {
+                    file: "tokio runtime".into(),
+                    source,
+                })
+            })?;
         let rate = self.engine.out_rate();
-        let mut dialog = Dialog::new(self.robot);
+        let mut responder = Responder::new(self.robot, self.llm.clone());
         let mut track = Pcm::new(rate, Vec::new());
         let mut turns = Vec::new();
 
-        let greeting = dialog.start();
-        let spoken = self.engine.speak(&greeting)?;
+        let greeting = responder.greet();
+        let spoken = self.engine.speak(&greeting.to_reply())?;
         track.append(&spoken.audio)?;
         turns.push(TurnRecord {
             index: 0,
@@ -179,9 +223,11 @@ impl<'e, 'a> Simulation<'e, 'a> {
             filtered: None,
             utterances: 0,
             robot_reply: greeting.text.clone(),
-            phrase_id: greeting.phrase_id.clone(),
+            phrase_id: greeting.phrase_id.clone().unwrap_or_default(),
             audio_source: spoken.source,
             robot_audio_ms: spoken.audio.duration_ms(),
+            reply_source: Some(greeting.source.code().to_string()),
+            fallback: None,
             timings: TurnTimings {
                 first_audio_ms: spoken.first_audio_ms,
                 processing_ms: spoken.first_audio_ms,
@@ -190,24 +236,82 @@ impl<'e, 'a> Simulation<'e, 'a> {
             },
         });
 
-        let mut last = greeting;
+        let mut last = greeting.to_reply();
+        let mut completed_by_model = false;
         let end_reason = loop {
-            if last.end_call || dialog.is_finished() {
-                break dialog
+            if last.end_call || responder.is_finished() {
+                break responder
                     .lead()
                     .end
                     .and_then(|e| serde_json::to_value(e).ok())
                     .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_else(|| "ended".to_string());
+                    .unwrap_or_else(|| {
+                        if completed_by_model {
+                            "completed"
+                        } else {
+                            "ended"
+                        }
+                        .to_string()
+                    });
             }
             let Some(audio) = caller.next_turn(&last)? else {
                 break "caller_hung_up".to_string();
             };
-            let (heard, reply, spoken, timings) = self.engine.turn(&mut dialog, &audio)?;
+            let heard = self.engine.hear(&audio, responder.expect())?;
+            let t_reply = Instant::now();
+            let (said, fallback) =
+                if heard.utterances == 0 || (heard.text.is_empty() && heard.filtered.is_some()) {
+                    (vec![(Duration::ZERO, responder.on_silence())], None)
+                } else {
+                    let turn = run_turn(&runtime, &mut responder, &heard.text);
+                    completed_by_model |= turn.end_action;
+                    (turn.said, turn.fallback)
+                };
+            let reply_ms = said
+                .first()
+                .map(|(at, _)| at.as_millis() as u64)
+                .unwrap_or_else(|| t_reply.elapsed().as_millis() as u64);
+            let stats = responder.last_turn();
             track.append(&resample::resample(&audio, rate)?)?;
+            let mut reply_audio = Pcm::new(rate, Vec::new());
+            let mut first_audio_ms = None;
+            let mut audio_sources: Vec<&'static str> = Vec::new();
+            let mut reply_sources: Vec<&'static str> = Vec::new();
+            let mut texts = Vec::new();
+            let mut reply: Option<Reply> = None;
+            let mut end_call = false;
+            for (_, u) in &said {
+                let r = u.to_reply();
+                let spoken = self.engine.speak(&r)?;
+                first_audio_ms.get_or_insert(spoken.first_audio_ms);
+                if !audio_sources.contains(&spoken.source) {
+                    audio_sources.push(spoken.source);
+                }
+                if reply_sources.last() != Some(&u.source.code()) {
+                    reply_sources.push(u.source.code());
+                }
+                reply_audio.append(&spoken.audio)?;
+                texts.push(u.text.trim().to_string());
+                end_call |= u.end_call;
+                if u.source != vb_llm::Source::Filler {
+                    reply = Some(r);
+                }
+            }
+            let first_audio_ms = first_audio_ms.unwrap_or(0);
+            let processing_ms = heard.stt_ms + reply_ms + first_audio_ms;
             // The caller hears silence while the box thinks.
-            track.append_silence(timings.processing_ms.min(10_000) as u32);
-            track.append(&spoken.audio)?;
+            track.append_silence(processing_ms.min(10_000) as u32);
+            track.append(&reply_audio)?;
+            let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+            let mut reply = reply.unwrap_or_else(|| Reply {
+                text: String::new(),
+                phrase_id: String::new(),
+                audio: None,
+                end_call: false,
+                cacheable: false,
+                parts: Vec::new(),
+            });
+            reply.end_call = end_call;
             turns.push(TurnRecord {
                 index: turns.len(),
                 speaker: Speaker::Caller,
@@ -215,27 +319,97 @@ impl<'e, 'a> Simulation<'e, 'a> {
                 caller_language: heard.language,
                 filtered: heard.filtered,
                 utterances: heard.utterances,
-                robot_reply: reply.text.clone(),
-                phrase_id: reply.phrase_id.clone(),
-                audio_source: spoken.source,
-                robot_audio_ms: spoken.audio.duration_ms(),
-                timings,
+                robot_reply: texts.join(" "),
+                phrase_id: said
+                    .first()
+                    .map(|(_, u)| u.to_reply().phrase_id)
+                    .unwrap_or_default(),
+                audio_source: match audio_sources.as_slice() {
+                    [one] => one,
+                    [] => "none",
+                    _ => "mixed",
+                },
+                robot_audio_ms: reply_audio.duration_ms(),
+                reply_source: (!reply_sources.is_empty()).then(|| reply_sources.join(",")),
+                fallback,
+                timings: TurnTimings {
+                    caller_audio_ms: audio.duration_ms(),
+                    endpoint_ms: heard.endpoint_ms,
+                    stt_ms: heard.stt_ms,
+                    reply_ms,
+                    first_audio_ms,
+                    turn_latency_ms: heard.endpoint_ms + processing_ms,
+                    processing_ms,
+                    llm_first_token_ms: ms(stats.first_token),
+                    llm_first_sentence_ms: ms(stats.first_sentence),
+                    llm_done_ms: ms(stats.stream_done),
+                    first_reply_audio_ms: Some(reply_ms + first_audio_ms),
+                },
             });
             last = reply;
         };
 
-        let record = CallRecord {
+        let summary = runtime.block_on(responder.summarize(SUMMARY_BUDGET));
+        let mut record = CallRecord {
             robot: self.robot.name.clone(),
             language: self.robot.language.code().to_string(),
-            mode: "script".to_string(),
+            mode: responder.mode().code().to_string(),
+            fallback: responder.fallback_reason().map(str::to_string),
             voice: self.voice_name.clone(),
             stt_model: self.stt_model.clone(),
             turns,
-            lead: dialog.lead().clone(),
+            lead: responder.lead(),
             end_reason,
             duration_ms: track.duration_ms(),
             audio_rate: rate,
+            summary: None,
+            interest: None,
+            interest_reason: None,
+            summary_source: None,
         };
+        record.set_summary(&summary);
         Ok((record, track))
     }
+}
+
+/// What one responder turn said, with when (since the turn started).
+#[derive(Default)]
+struct SimTurn {
+    said: Vec<(Duration, Utterance)>,
+    end_action: bool,
+    fallback: Option<String>,
+}
+
+impl SimTurn {
+    fn take(&mut self, out: Output, start: Instant) {
+        match out {
+            Output::Say(u) => self.said.push((start.elapsed(), u)),
+            Output::Action(Action::EndCall { .. }) => self.end_action = true,
+            Output::FellBack { reason } => self.fallback = Some(reason),
+            Output::Action(_) | Output::Rejected(_) => {}
+        }
+    }
+}
+
+/// Runs one responder turn to its end, collecting what it says.
+fn run_turn(runtime: &tokio::runtime::Runtime, responder: &mut Responder, caller: &str) -> SimTurn {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(REPLY_CHANNEL);
+    let cancel = CancellationToken::new();
+    let start = Instant::now();
+    let mut got = SimTurn::default();
+    runtime.block_on(async {
+        let turn = responder.turn(caller, &tx, &cancel);
+        tokio::pin!(turn);
+        loop {
+            tokio::select! {
+                _ = &mut turn => break,
+                Some(out) = rx.recv() => got.take(out, start),
+            }
+        }
+    });
+    drop(tx);
+    while let Ok(out) = rx.try_recv() {
+        got.take(out, start);
+    }
+    got
 }

@@ -14,6 +14,7 @@ use vb_call::{
     run_call, CallEngine, EngineConfig, Line, LineEvents, LiveConfig, Models, LINE_RATE,
 };
 use vb_dialog::Robot;
+use vb_llm::Responder;
 
 /// Drains the playout every 20 ms like an RTP sender and returns the echo,
 /// plus the caller's own speech from frame `caller_at` on.
@@ -108,9 +109,11 @@ fn the_robot_does_not_barge_in_on_its_own_echo() {
         max_duration: Duration::from_secs(90),
         ..LiveConfig::default()
     };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let (record, stats) = run_call(
         &mut engine,
-        &robot,
+        Responder::new(&robot, None),
+        runtime.handle(),
         Box::new(line),
         &Control(hung_up),
         playout.clone(),
@@ -176,9 +179,11 @@ fn a_caller_talking_over_the_robot_stops_it_within_200_ms_and_is_heard() {
         max_duration: Duration::from_secs(60),
         ..LiveConfig::default()
     };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let (record, stats) = run_call(
         &mut engine,
-        &robot,
+        Responder::new(&robot, None),
+        runtime.handle(),
         Box::new(line),
         &Control(hung_up),
         playout.clone(),
@@ -212,5 +217,9 @@ fn a_caller_talking_over_the_robot_stops_it_within_200_ms_and_is_heard() {
         .map(|t| t.caller_transcript.to_lowercase())
         .collect::<Vec<_>>()
         .join(" ");
-    assert!(heard.contains("john smith"), "caller's words: {heard:?}");
+    let filtered: Vec<_> = record.turns.iter().map(|t| t.filtered.clone()).collect();
+    assert!(
+        heard.contains("john smith"),
+        "caller's words: {heard:?}, filtered: {filtered:?}"
+    );
 }

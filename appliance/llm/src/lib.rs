@@ -35,6 +35,8 @@
 //! - [`responder`]: the per-call driver the call loop uses.
 //! - [`summary`]: post-call summary and interest class.
 //! - [`error`]: error enums.
+//! - `testing` (feature `testing`): the real llama.cpp server and fault
+//!   servers for tests, here and in the call loop's.
 //!
 //! # Using it from the call loop
 //!
@@ -75,6 +77,8 @@ pub mod responder;
 pub mod sentence;
 pub mod sse;
 pub mod summary;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tools;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, SharedBreaker};
@@ -83,8 +87,10 @@ pub use client::{ChatRequest, ChatStream, LlmClient};
 pub use config::{ApiKey, LlmConfig, Timeouts, DEAD_AIR_MS, LLM_FILE};
 pub use error::{ClientError, ConfigError, ConfigIssue, LlmError, StreamError};
 pub use memory::{Conversation, MemoryBudget, Message, Role};
-pub use responder::{LlmEngine, Output, Responder, Source, TurnOutcome, Utterance, REPLY_CHANNEL};
+pub use responder::{
+    LlmEngine, Output, Responder, Source, TurnOutcome, TurnStats, Utterance, REPLY_CHANNEL,
+};
 pub use sentence::SentenceSplitter;
 pub use sse::{SseDecoder, SseEvent, SseLimits};
-pub use summary::{CallSummary, SummarySource};
+pub use summary::{class_code, rules_summary, CallSummary, SummarySource};
 pub use tools::{Action, Rejection, StructuredFilter, Validator};

@@ -28,7 +28,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use vb_dialog::{Dialog, Interest, Language, Lead, Mode, PhraseId, Prefill, Reply, Robot};
+use vb_dialog::{
+    Dialog, Expect, Interest, Language, Lead, Mode, PhraseId, Prefill, Reply, ReplyPart, Robot,
+};
 
 /// Capacity of the reply channel a turn writes to. Full policy: the turn
 /// waits (text and control must not be dropped); a barge-in cancels the
@@ -64,6 +66,10 @@ pub struct Utterance {
     pub cacheable: bool,
     /// Hang up after saying it.
     pub end_call: bool,
+    /// The script's phrase id, when the script or a phrase pick said it.
+    pub phrase_id: Option<String>,
+    /// The script's phrases it is made of (per-phrase recordings and cache).
+    pub parts: Vec<ReplyPart>,
 }
 
 impl Utterance {
@@ -74,6 +80,8 @@ impl Utterance {
             source,
             cacheable: r.cacheable,
             end_call: r.end_call,
+            phrase_id: Some(r.phrase_id),
+            parts: r.parts,
         }
     }
 
@@ -84,6 +92,37 @@ impl Utterance {
             source: Source::Llm,
             cacheable: false,
             end_call: false,
+            phrase_id: None,
+            parts: Vec::new(),
+        }
+    }
+
+    /// As a dialog reply for the TTS: a script line keeps its phrases;
+    /// a model's line is one uncached part whose phrase id is its source
+    /// (`llm`, `filler`).
+    pub fn to_reply(&self) -> Reply {
+        Reply {
+            text: self.text.clone(),
+            phrase_id: self
+                .phrase_id
+                .clone()
+                .unwrap_or_else(|| self.source.code().to_owned()),
+            audio: self.audio.clone(),
+            end_call: self.end_call,
+            cacheable: self.cacheable,
+            parts: self.parts.clone(),
+        }
+    }
+}
+
+impl Source {
+    /// The source's name in records.
+    pub fn code(self) -> &'static str {
+        match self {
+            Source::Llm => "llm",
+            Source::Filler => "filler",
+            Source::Script => "script",
+            Source::Phrase => "phrase",
         }
     }
 }
@@ -116,7 +155,20 @@ pub enum TurnOutcome {
     FellBack,
 }
 
-/// The endpoint and breaker shared by all calls of a robot.
+/// What the last turn's model stream did, measured from the turn's start
+/// (for the call record and the benchmark). All `None` on a scripted turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnStats {
+    /// The first text or tool call from the model.
+    pub first_token: Option<Duration>,
+    /// The first sentence of the model's handed to the call loop.
+    pub first_sentence: Option<Duration>,
+    /// The model's stream ended (finished, failed or cancelled).
+    pub stream_done: Option<Duration>,
+}
+
+/// The endpoint and breaker shared by all calls of a robot. Cheap to clone
+/// (the HTTP client and the breaker are shared handles): clone it per call.
 #[derive(Debug, Clone)]
 pub struct LlmEngine {
     /// The client.
@@ -204,6 +256,7 @@ pub struct Responder {
     next_filler: usize,
     transcript: Vec<Message>,
     turns: u32,
+    stats: TurnStats,
 }
 
 async fn send(out: &mpsc::Sender<Output>, cancel: &CancellationToken, o: Output) -> bool {
@@ -242,6 +295,7 @@ impl Responder {
             next_filler: 0,
             transcript: Vec::new(),
             turns: 0,
+            stats: TurnStats::default(),
         }
     }
 
@@ -264,6 +318,30 @@ impl Responder {
     /// Whether a transfer to a person was accepted.
     pub fn transfer_requested(&self) -> bool {
         self.transferred
+    }
+
+    /// What the model's stream did in the last turn.
+    pub fn last_turn(&self) -> TurnStats {
+        self.stats
+    }
+
+    /// What the script waits for now (digits while it asks for a number).
+    pub fn expect(&self) -> Expect {
+        self.dialog.expect()
+    }
+
+    /// Whether the script has ended the call.
+    pub fn is_finished(&self) -> bool {
+        self.dialog.is_finished()
+    }
+
+    /// The call has lasted as long as the robot allows: the script's polite
+    /// goodbye, with what the model captured kept.
+    pub fn on_max_duration(&mut self) -> Utterance {
+        self.dialog.adopt(&self.captured);
+        let r = self.dialog.on_max_duration();
+        self.log(Role::Assistant, &r.text);
+        Utterance::from_reply(r, Source::Script)
     }
 
     /// The greeting (always the robot's fixed, cacheable phrase: no model
@@ -342,6 +420,7 @@ impl Responder {
     ) -> TurnOutcome {
         self.log(Role::User, caller);
         self.turns = self.turns.saturating_add(1);
+        self.stats = TurnStats::default();
         if self.dialog.is_finished() {
             let r = self.dialog.start();
             return self.say_reply(r, Source::Script, out, cancel).await;
@@ -359,10 +438,17 @@ impl Responder {
             };
             return self.say_reply(r, Source::Script, out, cancel).await;
         }
-        match self.mode {
+        let t0 = Instant::now();
+        let outcome = match self.mode {
             Mode::LlmScript => self.llm_script_turn(caller, out, cancel).await,
             _ => self.llm_turn(caller, out, cancel).await,
+        };
+        // A turn cancelled while waiting to hand over a sentence: the
+        // stream was dropped on the way out.
+        if self.stats.first_token.is_some() && self.stats.stream_done.is_none() {
+            self.stats.stream_done = Some(t0.elapsed());
         }
+        outcome
     }
 
     async fn say_reply(
@@ -432,6 +518,8 @@ impl Responder {
             source: Source::Filler,
             cacheable: true,
             end_call: false,
+            phrase_id: None,
+            parts: Vec::new(),
         }
     }
 
@@ -458,6 +546,7 @@ impl Responder {
                     if let Some(s) = text.take_complete() {
                         clock.said_llm += 1;
                         clock.last_output = Instant::now();
+                        self.stats.first_sentence.get_or_insert(clock.start.elapsed());
                         if !send(out, cancel, Output::Say(Utterance::llm(s))).await {
                             return Raced::Cancelled;
                         }
@@ -567,11 +656,15 @@ impl Responder {
                     .race(stream.next(), &mut clock, &mut text, out, cancel)
                     .await
                 {
-                    Raced::Ready(Ok(Some(i))) => i,
+                    Raced::Ready(Ok(Some(i))) => {
+                        self.stats.first_token.get_or_insert(clock.start.elapsed());
+                        i
+                    }
                     Raced::Ready(Ok(None)) => break 'turn Ok(()),
                     Raced::Ready(Err(e)) | Raced::TimedOut(e) => break 'turn Err(e),
                     Raced::Cancelled => {
                         drop(stream);
+                        self.stats.stream_done = Some(start.elapsed());
                         engine.breaker.on_cancel(Instant::now().into_std());
                         self.memory.push(Role::Assistant, &text.said);
                         self.log(Role::Assistant, &text.said);
@@ -611,6 +704,7 @@ impl Responder {
                     text.said.push(' ');
                     clock.said_llm += 1;
                     clock.last_output = Instant::now();
+                    self.stats.first_sentence.get_or_insert(start.elapsed());
                     if !send(out, cancel, Output::Say(Utterance::llm(s))).await {
                         return TurnOutcome::Cancelled;
                     }
@@ -621,6 +715,7 @@ impl Responder {
             }
         };
 
+        self.stats.stream_done = Some(start.elapsed());
         match result {
             Ok(()) => {
                 engine.breaker.on_success();

@@ -295,6 +295,32 @@ pub fn load_robot(spec: &str) -> Result<Robot> {
     })
 }
 
+/// The robot's model endpoint, when its mode uses one and its folder has
+/// an `llm.toml`; `None` runs the script (said on stderr when the mode
+/// asked for a model).
+pub fn load_llm(robot: &Robot) -> Result<Option<vb_llm::LlmEngine>> {
+    if !robot.config.mode.uses_llm() {
+        return Ok(None);
+    }
+    let config = match &robot.dir {
+        Some(dir) => vb_llm::LlmConfig::load(dir, robot.language)
+            .with_context(|| format!("robot {}: {}", robot.name, vb_llm::LLM_FILE))?,
+        None => None,
+    };
+    let Some(config) = config else {
+        eprintln!(
+            "voiceblock: robot {} is in {} mode but has no {}: it runs the script",
+            robot.name,
+            robot.config.mode.code(),
+            vb_llm::LLM_FILE
+        );
+        return Ok(None);
+    };
+    let client = vb_llm::LlmClient::new(&config)
+        .with_context(|| format!("robot {}: the LLM client", robot.name))?;
+    Ok(Some(vb_llm::LlmEngine::new(client)))
+}
+
 fn converse(
     models: &Models,
     robot: &str,
@@ -305,6 +331,7 @@ fn converse(
     threads: usize,
 ) -> Result<vb_call::CallRecord> {
     let robot = load_robot(robot)?;
+    let llm = load_llm(&robot)?;
     let mut stt = models.transcriber(model, threads)?;
     let mut tts = models.tts()?;
     let voice_name = tts.voice(robot.language.code())?.name().to_string();
@@ -313,11 +340,15 @@ fn converse(
         let mut caller_voice = models.caller_voice(robot.language.code())?;
         let mut caller = DemoCaller::new(robot.language, caller_voice.as_mut());
         let mut engine = CallEngine::new(&mut stt, &mut tts, &robot, EngineConfig::default());
-        Simulation::new(&mut engine, &robot, voice_name, model.to_string()).run(&mut caller)?
+        Simulation::new(&mut engine, &robot, voice_name, model.to_string())
+            .with_llm(llm)
+            .run(&mut caller)?
     } else {
         let mut caller = WavCaller::new(callers.to_vec());
         let mut engine = CallEngine::new(&mut stt, &mut tts, &robot, EngineConfig::default());
-        Simulation::new(&mut engine, &robot, voice_name, model.to_string()).run(&mut caller)?
+        Simulation::new(&mut engine, &robot, voice_name, model.to_string())
+            .with_llm(llm)
+            .run(&mut caller)?
     };
     wav::write(out, &audio)?;
     let text = serde_json::to_string_pretty(&record)?;
@@ -344,6 +375,12 @@ fn converse(
                 String::new()
             }
         );
+    }
+    if let (Some(summary), Some(interest)) = (&record.summary, &record.interest) {
+        println!("summary ({interest}): {summary}");
+    }
+    if let Some(why) = &record.fallback {
+        println!("mode {}: fell back to the script: {why}", record.mode);
     }
     let lead = &record.lead;
     println!(

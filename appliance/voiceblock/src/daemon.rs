@@ -347,6 +347,9 @@ struct Pool {
     /// The whisper weights, loaded by the first engine set and shared by
     /// the others (each has its own decoding state).
     stt_model: Mutex<Option<vb_stt::WhisperModel>>,
+    /// The robot's model endpoint and breaker, shared by every call (its
+    /// clones share the HTTP client and the breaker).
+    llm: Option<vb_llm::LlmEngine>,
 }
 
 impl Pool {
@@ -709,7 +712,8 @@ fn serve_call(
         );
         run_call(
             &mut engine,
-            robot,
+            vb_llm::Responder::new(robot, pool.llm.clone()),
+            &runtime,
             Box::new(SipEvents(events)),
             &line,
             playout,
@@ -838,6 +842,7 @@ fn prepare(
         language: robot.language.code().to_string(),
         free: Mutex::new(Vec::new()),
         stt_model: Mutex::new(None),
+        llm: crate::commands::load_llm(&robot)?,
     });
     let greeting = vb_dialog::Dialog::new(&robot).start();
     for _ in 0..sets.max(1) {

@@ -158,10 +158,14 @@ pub enum FleetAction {
 /// The store's rows for a finished call from the call engine.
 pub fn new_call(record: &CallRecord, caller: Option<String>, started_at: Timestamp) -> NewCall {
     let lead = &record.lead;
-    let interest = serde_json::to_value(lead.interest)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "cold".into());
+    // The post-call summary's class (the model's or the rules') when the
+    // record has one, else the script's rules on the lead.
+    let interest = record.interest.clone().unwrap_or_else(|| {
+        serde_json::to_value(lead.interest)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "cold".into())
+    });
     NewCall {
         id: None,
         caller,
@@ -191,7 +195,7 @@ pub fn new_call(record: &CallRecord, caller: Option<String>, started_at: Timesta
             request: lead.request.clone(),
             dates: lead.dates.clone(),
             city: lead.city.clone(),
-            summary: lead.request.clone(),
+            summary: record.summary.clone().or_else(|| lead.request.clone()),
             interest,
             consent: lead.confirmed,
             callback_later: lead.callback_later,
