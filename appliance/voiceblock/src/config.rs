@@ -657,6 +657,61 @@ impl Config {
         let secrets = Secrets::load(&raw.secrets_path(path))?;
         raw.validate(path, secrets)
     }
+
+    /// The config in force: the last one the fleet pushed (`pushed`, TOML,
+    /// written by [`validate_pushed`]'s caller) when there is one and it is
+    /// still valid, else the provisioned file at `path`. A pushed config is
+    /// read as if it stood at `path` (relative paths, the secrets file);
+    /// when it no longer validates the provisioned one is used and the
+    /// second value says why.
+    pub fn load_in_force(
+        path: &Path,
+        pushed: &Path,
+    ) -> Result<(Config, Option<String>), ConfigError> {
+        let provisioned = RawConfig::load(path)?;
+        let secrets_path = provisioned.secrets_path(path);
+        if pushed.exists() {
+            let tried = read_limited(pushed)
+                .and_then(|text| RawConfig::parse(&text, pushed))
+                .and_then(|raw| raw.validate(path, Secrets::load(&secrets_path)?));
+            match tried {
+                Ok(cfg) => return Ok((cfg, None)),
+                Err(e) => {
+                    let why = format!("the pushed config {} is not used: {e}", pushed.display());
+                    let secrets = Secrets::load(&secrets_path)?;
+                    return Ok((provisioned.validate(path, secrets)?, Some(why)));
+                }
+            }
+        }
+        let secrets = Secrets::load(&secrets_path)?;
+        Ok((provisioned.validate(path, secrets)?, None))
+    }
+}
+
+/// Checks a config pushed from the fleet (`config/desired`: the box
+/// config's shape as JSON) as the daemon checks its file at start, with the
+/// secrets in force and relative paths taken from the provisioned config's
+/// folder (`in_force`), and returns it as TOML to store. Every problem is
+/// listed; the secrets file's location cannot be pushed.
+pub fn validate_pushed(config: &serde_json::Value, in_force: &Path) -> Result<String, Vec<String>> {
+    let raw: RawConfig = serde_json::from_value(config.clone())
+        .map_err(|e| vec![format!("not a box config ([device], [sip], ...): {e}")])?;
+    if raw.secrets.is_some() {
+        return Err(vec![
+            "secrets: the secrets file's location cannot be pushed (it stays where it was provisioned)"
+                .into(),
+        ]);
+    }
+    let provisioned = RawConfig::load(in_force).map_err(|e| vec![e.to_string()])?;
+    let secrets =
+        Secrets::load(&provisioned.secrets_path(in_force)).map_err(|e| vec![e.to_string()])?;
+    raw.validate(in_force, secrets).map_err(|e| match e {
+        ConfigError::Invalid { problems, .. } => {
+            problems.0.iter().map(ToString::to_string).collect()
+        }
+        other => vec![other.to_string()],
+    })?;
+    toml::to_string_pretty(&raw).map_err(|e| vec![format!("cannot write it as TOML: {e}")])
 }
 
 #[derive(Default)]

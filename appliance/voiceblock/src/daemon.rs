@@ -160,8 +160,11 @@ fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
             },
         ));
     };
-    let cfg = crate::config::Config::load(&path)
+    let (cfg, not_used) = crate::config::Config::load_in_force(&path, &pushed_config_path())
         .with_context(|| format!("the box config {} (run `voiceblock check`)", path.display()))?;
+    if let Some(why) = not_used {
+        eprintln!("voiceblock: {why}; using {}", path.display());
+    }
     args.listen = cfg.sip.listen;
     args.user = cfg.sip.user.clone();
     args.registrar = cfg
@@ -257,6 +260,12 @@ fn fleet_sync_config(
         db.to_path_buf(),
         broker,
     ))
+}
+
+/// Where a config pushed from the fleet is kept (the state directory: the
+/// sandbox keeps /etc read-only); the next start prefers it.
+fn pushed_config_path() -> PathBuf {
+    state_dir().join("pushed-config.toml")
 }
 
 /// $STATE_DIRECTORY (systemd) or ~/.local/state/voiceblock.
@@ -903,7 +912,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                 let device = Arc::new(
                     crate::fleet::BoxDevice::new(
                         args.config.clone().unwrap_or_default(),
-                        setup.db.with_file_name("pushed-config.json"),
+                        pushed_config_path(),
                         store.clone(),
                         Some(status.clone()),
                         Some(setup.robots_dir.clone()),

@@ -316,10 +316,22 @@ impl BoxDevice {
 impl Device for BoxDevice {
     fn apply_config(&self, version: u64, config: &Value) -> Result<(), Vec<String>> {
         // Written to a temporary file and renamed: the file in force is
-        // replaced whole or not at all.
-        let tmp = self.applied_path.with_extension("json.tmp");
-        let body = serde_json::to_vec_pretty(&json!({ "version": version, "config": config }))
-            .map_err(|e| vec![e.to_string()])?;
+        // replaced whole or not at all. The daemon checks the push as a box
+        // config first (every problem listed, nothing written on any) and
+        // keeps it as TOML, which its next start prefers to the provisioned
+        // file; the standalone agent keeps the JSON for the daemon to read.
+        let (tmp, body) = if self.daemon.is_some() {
+            let toml = crate::config::validate_pushed(config, &self.config_path)?;
+            let body = format!("# Pushed from the fleet as version {version}.\n{toml}");
+            (
+                self.applied_path.with_extension("toml.tmp"),
+                body.into_bytes(),
+            )
+        } else {
+            let body = serde_json::to_vec_pretty(&json!({ "version": version, "config": config }))
+                .map_err(|e| vec![e.to_string()])?;
+            (self.applied_path.with_extension("json.tmp"), body)
+        };
         std::fs::write(&tmp, body)
             .and_then(|_| std::fs::rename(&tmp, &self.applied_path))
             .map_err(|e| vec![format!("cannot write {}: {e}", self.applied_path.display())])

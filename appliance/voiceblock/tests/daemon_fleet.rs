@@ -2,7 +2,7 @@
 //! provision` drives the SIP account, the store and fleet sync; a call the
 //! daemon answers is kept in the store and reaches a fleet subscriber on a
 //! real mosquitto (TLS, ACLs) through the outbox; the fleet sees the daemon's
-//! health in its retained status, and the daemon's HTTP API lists the call
+//! health in its retained status, config pushes are checked as box configs, and the daemon's HTTP API lists the call
 //! behind its token and counts it in /metrics. The caller is a second `voiceblock`
 //! placing a call (`voiceblock call`), so both ends run the real models.
 
@@ -197,6 +197,41 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(store.outbox_depth().unwrap(), 0);
+
+    // Config pushes: one missing its [sip] is refused with the reason and
+    // nothing is written; a whole box config is checked and kept for the
+    // next start.
+    let provisioned: toml::Value =
+        toml::from_str(&std::fs::read_to_string(d.join("etc/voiceblock.toml")).unwrap()).unwrap();
+    let mut config = serde_json::to_value(&provisioned).unwrap();
+    let reports = admin
+        .push_config(
+            &["dev-a".to_string()],
+            &vb_sync::DesiredConfig {
+                version: 2,
+                config: serde_json::json!({ "device": { "id": "dev-a" } }),
+            },
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap();
+    let report = &reports[0].1;
+    assert_eq!(report["status"], "rejected", "{report:#}");
+    assert!(report["errors"].to_string().contains("sip"), "{report:#}");
+    assert!(!d.join("pushed-config.toml").exists());
+    config["sip"]["max_calls"] = serde_json::json!(3);
+    let reports = admin
+        .push_config(
+            &["dev-a".to_string()],
+            &vb_sync::DesiredConfig { version: 3, config },
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap();
+    let report = &reports[0].1;
+    assert_eq!(report["status"], "applied", "{report:#}");
+    let pushed = std::fs::read_to_string(d.join("pushed-config.toml")).unwrap();
+    assert!(pushed.contains("max_calls = 3"), "{pushed}");
 
     // The fleet asks the daemon for a test call: queued for its SIP agent.
     let reply = admin

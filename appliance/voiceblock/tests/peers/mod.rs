@@ -368,7 +368,10 @@ pub fn voiceblock(name: &str, args: &[String], dir: &Path) -> Proc {
     {
         cmd.args(["--api", "off"]);
     }
+    // The daemon's state (default store, records, a pushed config) stays
+    // in the test's folder, not in the home directory.
     cmd.env("VOICEBLOCK_LOG", "info,rsipstack=warn")
+        .env("STATE_DIRECTORY", dir)
         .env_remove("VOICEBLOCK_CONFIG");
     Proc::spawn(name, cmd, dir)
 }
