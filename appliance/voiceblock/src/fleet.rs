@@ -2,10 +2,9 @@
 //! agent, standalone), and `fleet ...` (the operator's side). Also the
 //! conversion from the call engine's record to the store's rows.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -254,9 +253,6 @@ pub fn leads(action: LeadsAction) -> Result<()> {
     Ok(())
 }
 
-/// Log lines kept for the `logs` command.
-const LOG_RING: usize = 1000;
-
 /// The box's side of the [`Device`] seam, for the standalone `voiceblock
 /// sync` and for the agent inside `voiceblock run`: it applies pushed
 /// configs by writing them where the daemon reads them at its next start,
@@ -266,7 +262,6 @@ pub(crate) struct BoxDevice {
     config_path: PathBuf,
     applied_path: PathBuf,
     store: Arc<Store>,
-    logs: Mutex<VecDeque<String>>,
     /// The daemon's calls and registration, when the agent runs inside
     /// `voiceblock run`.
     daemon: Option<Arc<crate::daemon::DaemonStatus>>,
@@ -290,7 +285,6 @@ impl BoxDevice {
             config_path,
             applied_path,
             store,
-            logs: Mutex::new(VecDeque::new()),
             daemon,
             robots_dir,
             test_calls: None,
@@ -303,13 +297,10 @@ impl BoxDevice {
         self
     }
 
+    /// The standalone agent's event lines: printed, and kept for `logs`.
     fn log(&self, line: String) {
         eprintln!("{line}");
-        let mut l = self.logs.lock().unwrap_or_else(|p| p.into_inner());
-        if l.len() == LOG_RING {
-            l.pop_front();
-        }
-        l.push_back(format!("{} {line}", Timestamp::now().to_rfc3339()));
+        crate::logring::push(format!("{} {line}", Timestamp::now().to_rfc3339()));
     }
 }
 
@@ -347,11 +338,7 @@ impl Device for BoxDevice {
             .map_err(|e| e.to_string())
     }
     fn recent_logs(&self, lines: usize) -> Result<Vec<String>, String> {
-        let l = self.logs.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(l.iter()
-            .skip(l.len().saturating_sub(lines))
-            .cloned()
-            .collect())
+        Ok(crate::logring::last(lines))
     }
     fn outbound_queue(&self, _run: bool) -> Result<Value, String> {
         Err("no outbound queue here: this is the standalone sync agent; the queue runs in `voiceblock run`".into())

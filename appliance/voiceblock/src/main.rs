@@ -20,6 +20,7 @@
 //! - [`systemd`]: sd_notify and the health-gated watchdog for `Type=notify`.
 //! - [`config`]: the box's config and secrets ([`provision`] writes them, [`check`] validates an install).
 //! - [`fleet`]: store and fleet commands, and call record -> store rows.
+//! - [`logring`]: the last log lines in memory, for the fleet's `logs` command.
 
 mod bench;
 mod check;
@@ -27,6 +28,7 @@ mod commands;
 mod config;
 mod daemon;
 mod fleet;
+mod logring;
 mod provision;
 mod systemd;
 
@@ -247,9 +249,16 @@ pub enum SourceArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = std::env::var("VOICEBLOCK_LOG").unwrap_or_else(|_| cli.log.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::{prelude::*, EnvFilter};
+    // stderr gets what --log asks for; the ring behind the fleet's `logs`
+    // command keeps info and above regardless.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(EnvFilter::new(filter)),
+        )
+        .with(logring::RingLayer.with_filter(EnvFilter::new("info,rsipstack=warn")))
         .init();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -245,6 +245,18 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     assert_eq!(reply["reply"]["ok"], true, "test_call reply: {reply:#}");
     assert_eq!(reply["reply"]["result"]["queued"], "sip:nobody@127.0.0.1:9");
 
+    // The daemon's recent log lines, from the fleet.
+    let reply = admin
+        .command(
+            "dev-a",
+            &serde_json::json!({ "command": "logs", "lines": 200 }),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("a reply to logs");
+    let lines = reply["reply"]["result"].to_string();
+    assert!(lines.contains("call answered"), "logs: {reply:#}");
+
     // The same call through the daemon's HTTP API, behind its token.
     let (status, _) = http_get(api_port, "/api/calls", None);
     assert_eq!(status, 401, "no token");
