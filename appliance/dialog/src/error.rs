@@ -62,6 +62,12 @@ impl fmt::Display for IssueList<'_> {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum Issue {
+    /// The `[outbound]` table (calling window, time zone, retries) is wrong.
+    #[error("outbound: {message}")]
+    Outbound {
+        /// What is wrong, naming the key and the allowed values.
+        message: String,
+    },
     /// A required key is absent.
     #[error("{key}: missing (required)")]
     Missing {

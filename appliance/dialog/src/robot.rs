@@ -86,6 +86,9 @@ pub struct RobotConfig {
     pub ask: Ask,
     /// Retry and silence limits.
     pub limits: Limits,
+    /// The outbound queue's calling window (in the robot's time zone) and
+    /// retry rule, from `[outbound]`.
+    pub outbound: vb_outbound::Policy,
 }
 
 /// A loaded, validated robot.
@@ -193,6 +196,7 @@ struct RawRobot {
     phrases: RawPhrases,
     #[serde(default)]
     audio: BTreeMap<String, String>,
+    outbound: Option<vb_outbound::RawPolicy>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -468,6 +472,13 @@ fn validate(
         dates: raw.ask.dates,
         city: raw.ask.city,
     };
+    let outbound = match vb_outbound::Policy::from_raw(&raw.outbound.unwrap_or_default()) {
+        Ok(p) => p,
+        Err(e) => {
+            issues.extend(e.0.into_iter().map(|message| Issue::Outbound { message }));
+            vb_outbound::Policy::default()
+        }
+    };
 
     let mut audio: BTreeMap<PhraseId, PathBuf> = BTreeMap::new();
     for (id, rel) in &raw.audio {
@@ -561,6 +572,7 @@ fn validate(
                 max_turns,
                 ask,
                 limits,
+                outbound,
             },
             dir: dir.map(Path::to_path_buf),
             prompt,
@@ -612,6 +624,44 @@ mod tests {
         // "бв" is 4 bytes, 2 characters.
         assert_eq!(line_col(t, 6 + 4 + 1), (2, 4));
         assert_eq!(line_col(t, 999), (3, 1));
+    }
+
+    #[test]
+    fn outbound_table_is_validated_with_the_rest() {
+        let mut text =
+            String::from("name = \"x\"\nlanguage = \"ru\"\ndefault_country = \"7\"\n[phrases]\n");
+        for id in PhraseId::ALL {
+            text.push_str(&format!("{id} = \"t\"\n"));
+        }
+        let good = format!(
+            "{text}[outbound]\ntimezone = \"Europe/Moscow\"\nwindow = \"10:00-19:00\"\ndays = [\"mon-fri\"]\nmax_attempts = 5\n"
+        );
+        let r = Robot::from_toml(&good, Path::new("x.toml")).unwrap();
+        assert_eq!(r.config.outbound.timezone, "Europe/Moscow");
+        assert_eq!(r.config.outbound.retry.max_attempts, 5);
+        assert_eq!(
+            (
+                r.config.outbound.window.start_min,
+                r.config.outbound.window.end_min
+            ),
+            (600, 1140)
+        );
+        let bad = format!(
+            "{text}max_turns = 0\n[outbound]\ntimezone = \"Moscow\"\nwindow = \"19:00-10:00\"\n"
+        );
+        // max_turns sits after [phrases] here, so it is a phrase key: put the
+        // bad top-level key first instead.
+        let bad = bad
+            .replacen("name = \"x\"\n", "name = \"x\"\nmax_turns = 0\n", 1)
+            .replace("\"t\"\nmax_turns = 0\n", "\"t\"\n");
+        let err = Robot::from_toml(&bad, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        for needle in ["max_turns", "\"Moscow\" is not an IANA", "19:00-10:00"] {
+            assert!(err.contains(needle), "{needle} in {err}");
+        }
+        let unknown = format!("{text}[outbound]\nwindows = \"x\"\n");
+        assert!(Robot::from_toml(&unknown, Path::new("x.toml")).is_err());
     }
 
     #[test]
