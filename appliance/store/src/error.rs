@@ -70,6 +70,16 @@ pub enum StoreError {
         /// The limit.
         max: usize,
     },
+    /// The outbound queue holds as many waiting jobs as it may.
+    #[error("the outbound queue holds {queued} waiting jobs; adding {adding} would pass the limit of {max}")]
+    QueueFull {
+        /// Jobs waiting now.
+        queued: u64,
+        /// Jobs being added.
+        adding: usize,
+        /// The limit.
+        max: u64,
+    },
     /// A call id already stored.
     #[error("call {0} is already stored")]
     DuplicateCall(String),

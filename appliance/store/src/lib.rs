@@ -17,6 +17,9 @@
 //!  Store::leads_since / lead / calls_since / call ──► HTTP API (vb-api)
 //!  Store::leads_since ──export::write_csv | write_json──► `voiceblock leads export`
 //!
+//!  outbound queue ──Store::queue_add / queue_claim / queue_finish──► outbound_jobs + outbound_attempts
+//!                 (dnc, settings: the running flag)
+//!
 //!  config pushes ──Store::record_config──► config_history (applied | rejected, with errors)
 //!
 //!  outbox ──Store::forwarder_pending(name)──► forwarder (webhook) ──Store::forwarder_done──►
@@ -26,6 +29,8 @@
 //! - [`store`]: opening (integrity check, migrations), writes, queries (lists,
 //!   one call with its turns, one lead), retention.
 //! - [`schema`]: the versioned migrations (`PRAGMA user_version`).
+//! - [`queue`]: the outbound call queue's jobs, attempts, do-not-call list
+//!   and running flag (the policy is vb-outbound's).
 //! - [`model`]: the rows going in and coming out (this crate's own types; the
 //!   binary converts call records and dialog leads into them).
 //! - [`export`]: CSV and JSON writers for leads.
@@ -35,6 +40,7 @@
 pub mod error;
 pub mod export;
 pub mod model;
+pub mod queue;
 pub mod schema;
 pub mod store;
 

@@ -85,6 +85,50 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (forwarder, msg_id)
     );
     "#,
+    // 3: the outbound call queue. A job is one number to call; each dial is
+    // an attempt row. `dialing` jobs found at start were cut off by a power
+    // cut or restart (their open attempt is closed as `interrupted`).
+    r#"
+    CREATE TABLE outbound_jobs (
+        id          TEXT PRIMARY KEY,
+        seq         INTEGER NOT NULL UNIQUE,  -- insertion order, ties after priority
+        number      TEXT NOT NULL,            -- E.164 or SIP URI, validated
+        dnc_key     TEXT NOT NULL,
+        name        TEXT,
+        note        TEXT,
+        priority    INTEGER NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('queued', 'dialing', 'done', 'failed', 'cancelled', 'blocked')),
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        next_at     INTEGER NOT NULL,         -- unix ms, earliest next attempt
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        last_result TEXT,
+        call_id     TEXT,                     -- the answered call
+        reason      TEXT                      -- why it failed / was blocked
+    );
+    CREATE INDEX outbound_due ON outbound_jobs(priority DESC, next_at, seq) WHERE state = 'queued';
+    CREATE INDEX outbound_by_state ON outbound_jobs(state, seq);
+    CREATE TABLE outbound_attempts (
+        job_id      TEXT NOT NULL REFERENCES outbound_jobs(id) ON DELETE CASCADE,
+        n           INTEGER NOT NULL,
+        started_at  INTEGER NOT NULL,
+        ended_at    INTEGER,
+        result      TEXT,
+        sip_code    INTEGER,
+        call_id     TEXT,
+        detail      TEXT,
+        PRIMARY KEY (job_id, n)
+    );
+    CREATE TABLE dnc (
+        key         TEXT PRIMARY KEY,         -- vb_outbound::Target::dnc_key
+        added_at    INTEGER NOT NULL,
+        reason      TEXT
+    );
+    CREATE TABLE settings (
+        key         TEXT PRIMARY KEY,
+        value       TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The newest schema version this build knows.

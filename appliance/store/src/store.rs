@@ -112,7 +112,7 @@ fn lead_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeadRow> {
     })
 }
 
-fn check_len(what: &'static str, text: &str, max: usize) -> Result<(), StoreError> {
+pub(crate) fn check_len(what: &'static str, text: &str, max: usize) -> Result<(), StoreError> {
     if text.len() > max {
         return Err(StoreError::TooLarge {
             what,
@@ -123,7 +123,7 @@ fn check_len(what: &'static str, text: &str, max: usize) -> Result<(), StoreErro
     Ok(())
 }
 
-fn check_opt(what: &'static str, text: &Option<String>) -> Result<(), StoreError> {
+pub(crate) fn check_opt(what: &'static str, text: &Option<String>) -> Result<(), StoreError> {
     text.as_deref()
         .map_or(Ok(()), |t| check_len(what, t, MAX_TEXT_BYTES))
 }
@@ -228,13 +228,13 @@ impl Store {
         &self.path
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a half transaction
         // behind (rusqlite rolls back on drop), so the connection is usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    pub(crate) fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         move |e| StoreError::classify(&self.path, op, e)
     }
 
@@ -1270,7 +1270,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_store_is_migrated_to_the_forwarder_tables() {
+    fn a_version_1_store_is_migrated_to_the_latest_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("box.db");
         {
@@ -1288,7 +1288,7 @@ mod tests {
             .conn()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, schema::LATEST);
         let p = s.forwarder_pending("hook", &[Topic::Leads], 10).unwrap();
         assert_eq!(p.len(), 1);
         s.forwarder_done("hook", &p[0], 1, None).unwrap();
@@ -1296,6 +1296,8 @@ mod tests {
             .forwarder_pending("hook", &[Topic::Leads], 10)
             .unwrap()
             .is_empty());
+        // Version 3's queue tables are there too.
+        assert!(s.queue_stats().unwrap().running);
     }
 
     #[test]

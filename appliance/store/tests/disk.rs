@@ -1,6 +1,6 @@
 //! The store against a full disk and a damaged file.
 //!
-//! `a_full_tmpfs_...` mounts a real 1 MiB tmpfs (needs root, as the project's
+//! `a_full_tmpfs_...` mounts a real 2 MiB tmpfs (needs root, as the project's
 //! test machines and CI run); `a_page_budget_...` uses SQLite's
 //! `max_page_count`, which fails writes with the same SQLITE_FULL code a full
 //! file system gives, and runs anywhere.
@@ -77,13 +77,13 @@ fn a_full_tmpfs_refuses_the_write_clearly_and_loses_no_stored_lead() {
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
         .arg(&mnt)
         .status()
         .expect("run mount(8)");
     assert!(
         status.success(),
-        "this test mounts a 1 MiB tmpfs and needs root (CAP_SYS_ADMIN); run the tests as root as scripts/test does"
+        "this test mounts a 2 MiB tmpfs and needs root (CAP_SYS_ADMIN); run the tests as root as scripts/test does"
     );
     let _guard = Tmpfs(mnt.clone());
     let path = mnt.join("box.db");
