@@ -18,6 +18,8 @@
 //!                   401 WWW-Authenticate; 429 after      ├─ calls, calls/{id}   ─► Store (vb-store)
 //!                   N failures per peer in a window      ├─ leads, leads/{id}, leads.csv (export::write_csv)
 //!                   (FailureLimiter, bounded table)      ├─ robots, robots/validate ─► vb_dialog::Robot
+//!                                                        ├─ queue, queue/bulk (JSON | CSV), queue/{id}[/cancel],
+//!                                                        │  queue/stats|start|stop, dnc ─► Store::queue_* (+ wake the dialler)
 //!                                                        ├─ health/ready ─► DiskSpace + daemon's HealthSources
 //!                                                        └─ openapi.json ─► openapi::DOCUMENT
 //! ```
@@ -29,6 +31,8 @@
 //! - [`health`]: [`HealthSource`], [`Check`] and the built-in [`DiskSpace`].
 //! - [`metrics`]: [`Metrics`], what the daemon updates and `/metrics` shows.
 //! - [`routes`]: the handlers and the route table.
+//! - [`queue`]: the outbound queue and do-not-call handlers (numbers checked
+//!   by vb-outbound, bulk uploads all or none).
 //! - [`openapi`]: the OpenAPI 3.1 document, tested against the route table.
 //! - `sys` (private): statvfs and the page size through libc.
 
@@ -40,6 +44,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod queue;
 pub mod routes;
 mod sys;
 
@@ -72,6 +77,7 @@ pub(crate) struct Shared {
     metrics: Arc<Metrics>,
     disk: DiskSpace,
     health: Vec<Arc<dyn HealthSource>>,
+    queue_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Everything the API serves from: its config, the store, the robots
@@ -82,6 +88,7 @@ pub struct AppState {
     robots_dir: PathBuf,
     metrics: Arc<Metrics>,
     health: Vec<Arc<dyn HealthSource>>,
+    queue_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -111,7 +118,15 @@ impl AppState {
             robots_dir,
             metrics,
             health: Vec::new(),
+            queue_wake: None,
         }
+    }
+
+    /// Woken when the outbound queue changes (jobs added, started), so the
+    /// daemon's dialler looks at once instead of at its next tick.
+    pub fn with_queue_wake(mut self, wake: Arc<tokio::sync::Notify>) -> AppState {
+        self.queue_wake = Some(wake);
+        self
     }
 
     /// Adds a readiness source (models loaded, SIP registered, ...).
@@ -145,6 +160,7 @@ impl AppState {
             robots_dir: self.robots_dir,
             metrics: self.metrics,
             health: self.health,
+            queue_wake: self.queue_wake,
         }
     }
 }

@@ -8,7 +8,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -17,6 +17,7 @@ use vb_store::{StoreError, Timestamp};
 
 use crate::error::Problem;
 use crate::health::{Check, HealthSource};
+use crate::queue;
 use crate::Shared;
 
 /// Largest `limit` on list endpoints.
@@ -83,13 +84,29 @@ pub(crate) fn routes() -> Vec<Route> {
         route("get", "/api/leads/{id}", Token, get(lead)),
         route("get", "/api/robots", Token, get(robots)),
         route("post", "/api/robots/validate", Token, post(validate_robot)),
+        route("get", "/api/queue", Token, get(queue::list)),
+        route("post", "/api/queue", Token, post(queue::add)),
+        route("post", "/api/queue/bulk", Token, post(queue::bulk)),
+        route("get", "/api/queue/stats", Token, get(queue::stats)),
+        route("post", "/api/queue/start", Token, post(queue::start)),
+        route("post", "/api/queue/stop", Token, post(queue::stop)),
+        route("get", "/api/queue/{id}", Token, get(queue::job)),
+        route("post", "/api/queue/{id}/cancel", Token, post(queue::cancel)),
+        route("get", "/api/dnc", Token, get(queue::dnc_list)),
+        route("post", "/api/dnc", Token, post(queue::dnc_add)),
+        route(
+            "delete",
+            "/api/dnc/{number}",
+            Token,
+            delete(queue::dnc_remove),
+        ),
         route("get", "/api/openapi.json", Token, get(openapi)),
         route("get", "/metrics", Metrics, get(metrics)),
     ]
 }
 
 /// Runs blocking work (SQLite, the file system) off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     what: &'static str,
     work: impl FnOnce() -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
@@ -99,7 +116,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn store_problem(what: &'static str) -> impl Fn(StoreError) -> Problem {
+pub(crate) fn store_problem(what: &'static str) -> impl Fn(StoreError) -> Problem {
     move |e| {
         if e.is_disk_full() {
             let mut p = Problem::internal(what, &e);
@@ -124,7 +141,7 @@ fn query(q: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, Probl
         .map_err(|e| Problem::bad_request(e.body_text()))
 }
 
-fn parse_limit(text: Option<&str>) -> Result<usize, Problem> {
+pub(crate) fn parse_limit(text: Option<&str>) -> Result<usize, Problem> {
     let Some(text) = text else {
         return Ok(DEFAULT_LIST_LIMIT);
     };
@@ -137,7 +154,7 @@ fn parse_limit(text: Option<&str>) -> Result<usize, Problem> {
     }
 }
 
-fn parse_since(text: Option<&str>) -> Result<Option<Timestamp>, Problem> {
+pub(crate) fn parse_since(text: Option<&str>) -> Result<Option<Timestamp>, Problem> {
     let Some(text) = text else {
         return Ok(None);
     };

@@ -196,6 +196,17 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/api/robots"),
     ("POST", "/api/robots/validate"),
     ("GET", "/api/openapi.json"),
+    ("GET", "/api/queue"),
+    ("POST", "/api/queue"),
+    ("POST", "/api/queue/bulk"),
+    ("GET", "/api/queue/stats"),
+    ("POST", "/api/queue/start"),
+    ("POST", "/api/queue/stop"),
+    ("GET", "/api/queue/x"),
+    ("POST", "/api/queue/x/cancel"),
+    ("GET", "/api/dnc"),
+    ("POST", "/api/dnc"),
+    ("DELETE", "/api/dnc/+15551234567"),
 ];
 
 #[tokio::test]
@@ -633,30 +644,63 @@ async fn every_route_in_the_openapi_document_is_served() {
     let (status, doc) = s.get_json("/api/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.1.0");
+    // A job for the queue's {id} routes (paths come sorted: the DNC entry is
+    // added before it is deleted).
+    let (_, job) = s
+        .post_json("/api/queue", &json!({"number": "+15550100099"}))
+        .await;
+    let job = job["id"].as_str().unwrap().to_string();
     let mut served = Vec::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {
-            let concrete = path.replace("{id}", "c1");
+            let concrete = if path.starts_with("/api/queue") {
+                path.replace("{id}", &job)
+            } else {
+                path.replace("{id}", "c1")
+                    .replace("{number}", "+15550100002")
+            };
+            let body = match path.as_str() {
+                "/api/queue" => json!({"number": "+15550100001"}),
+                "/api/queue/bulk" => json!([{"number": "+15550100003"}]),
+                "/api/dnc" => json!({"number": "+15550100002"}),
+                _ => json!({"name": "front-desk"}),
+            };
             let r = match method.as_str() {
                 "get" => s.get(&concrete).await,
                 "post" => s
                     .http
                     .post(s.url(&concrete))
                     .bearer_auth(TOKEN)
-                    .json(&json!({"name": "front-desk"}))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+                "delete" => s
+                    .http
+                    .delete(s.url(&concrete))
+                    .bearer_auth(TOKEN)
                     .send()
                     .await
                     .unwrap(),
                 other => panic!("undocumented method {other}"),
             };
-            assert_eq!(r.status(), StatusCode::OK, "{method} {path}");
-            served.push((method.to_uppercase(), concrete));
+            let st = r.status();
+            assert!(
+                st == StatusCode::OK || st == StatusCode::CREATED,
+                "{method} {path}: {st} {}",
+                r.text().await.unwrap_or_default()
+            );
+            served.push((method.to_uppercase(), path.clone()));
         }
     }
     // The table the auth test walks covers the document too.
     for (method, path) in PROTECTED {
+        let template = path
+            .replace("/c1", "/{id}")
+            .replace("/x", "/{id}")
+            .replace("/+15551234567", "/{number}");
         assert!(
-            served.iter().any(|(m, p)| m == method && p == path),
+            served.iter().any(|(m, p)| m == method && *p == template),
             "{method} {path} is not documented"
         );
     }
@@ -746,5 +790,322 @@ async fn requests_beyond_the_in_flight_limit_get_503_at_once() {
     release_tx.send(()).unwrap();
     assert_eq!(first.await.unwrap(), StatusCode::OK);
     assert_eq!(s.get("/api/calls").await.status(), StatusCode::OK);
+    s.stop().await;
+}
+
+impl Server {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        ctype: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN)
+            .header(header::CONTENT_TYPE, ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn queue_jobs_are_added_listed_cancelled_and_counted() {
+    let s = start().await;
+    let (st, v) = s
+        .post_json(
+            "/api/queue",
+            &json!({"number": "+1 (555) 010-0001", "name": "Ann", "priority": 5}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["number"], "+15550100001");
+    let first = v["id"].as_str().unwrap().to_string();
+    let (st, v) = s
+        .post_json("/api/queue", &json!({"number": "sip:bob@127.0.0.1:5099"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = s.get_json("/api/queue?state=queued").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 2);
+    let (st, v) = s.get_json(&format!("/api/queue/{first}")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["job"]["name"], "Ann");
+    assert_eq!(v["job"]["priority"], 5);
+    assert_eq!(v["attempts"], json!([]));
+    let (st, v) = s
+        .post_json(&format!("/api/queue/{first}/cancel"), &json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .post_json(&format!("/api/queue/{first}/cancel"), &json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("is cancelled"), "{v}");
+    let (st, _) = s.post_json("/api/queue/stop", &json!({})).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, v) = s.get_json("/api/queue/stats").await;
+    assert_eq!(
+        (
+            v["running"].as_bool(),
+            v["queued"].as_u64(),
+            v["cancelled"].as_u64()
+        ),
+        (Some(false), Some(1), Some(1)),
+        "{v}"
+    );
+    s.post_json("/api/queue/start", &json!({})).await;
+    assert!(s.store.queue_running().unwrap());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bulk_uploads_take_csv_and_json_all_or_none() {
+    let s = start().await;
+    let csv = "number,name,priority\n+15550100001,Ann,1\n\"+1 555 010 0002\",\"Smith, Bob\",\n";
+    let (st, v) = s
+        .send(
+            reqwest::Method::POST,
+            "/api/queue/bulk",
+            "text/csv",
+            csv.into(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["added"], 2);
+    let (st, v) = s
+        .send(
+            reqwest::Method::POST,
+            "/api/queue/bulk",
+            "application/json",
+            serde_json::to_vec(
+                &json!([{"number": "+15550100003"}, {"number": "+15550100004", "note": "VIP"}]),
+            )
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    // One bad row: refused whole, each bad row named by its line.
+    let bad = "number,name\n+15550100005,Ann\n5550100006,Bob\n+1555,Cy\n";
+    let (st, v) = s
+        .send(
+            reqwest::Method::POST,
+            "/api/queue/bulk",
+            "text/csv",
+            bad.into(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(e.starts_with("2 bad line(s), nothing was queued"), "{e}");
+    assert!(
+        e.contains("line 3: number") && e.contains("line 4: number"),
+        "{e}"
+    );
+    assert_eq!(
+        s.store.queue_stats().unwrap().queued,
+        4,
+        "nothing from the bad upload"
+    );
+    // DNC numbers are skipped and listed.
+    let (st, _) = s
+        .post_json(
+            "/api/dnc",
+            &json!({"number": "+15550100009", "reason": "asked"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, v) = s
+        .send(
+            reqwest::Method::POST,
+            "/api/queue/bulk",
+            "text/csv",
+            "number\n+15550100009\n+15550100010\n".into(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["added"].as_u64(), v["skipped"][0]["number"].as_str()),
+        (Some(1), Some("+15550100009"))
+    );
+    let (st, v) = s
+        .post_json("/api/queue", &json!({"number": "+15550100009"}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("do-not-call"), "{v}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn queue_bad_input_gets_a_clear_4xx_and_changes_nothing() {
+    let s = start().await;
+    let cases: Vec<(&str, &str, Vec<u8>, StatusCode, &str)> = vec![
+        (
+            "/api/queue",
+            "application/json",
+            b"{\"number\": ".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "",
+        ),
+        (
+            "/api/queue",
+            "application/json",
+            br#"{"number": "+15550100001", "colour": "red"}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "colour",
+        ),
+        (
+            "/api/queue",
+            "application/json",
+            br#"{"number": "555-0100"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "E.164",
+        ),
+        (
+            "/api/queue",
+            "application/json",
+            br#"{"number": "+15550100001", "priority": 1000}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "-100 to 100",
+        ),
+        (
+            "/api/queue",
+            "application/json",
+            format!(
+                r#"{{"number": "+15550100001", "name": "{}"}}"#,
+                "n".repeat(201)
+            )
+            .into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "limit is 200",
+        ),
+        (
+            "/api/queue",
+            "application/json",
+            br#"{"number": "+15550100001", "not_before": "tomorrow"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "not_before",
+        ),
+        (
+            "/api/queue/bulk",
+            "text/plain",
+            b"+15550100001".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "text/csv",
+        ),
+        (
+            "/api/queue/bulk",
+            "text/csv",
+            b"phone\n+15550100001\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "\"phone\" is unknown",
+        ),
+        (
+            "/api/queue/bulk",
+            "text/csv",
+            b"number\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "no jobs",
+        ),
+        (
+            "/api/queue/bulk",
+            "text/csv",
+            b"number,priority\n+15550100001,high\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "line 2: priority",
+        ),
+        (
+            "/api/queue/bulk",
+            "application/json",
+            b"{\"number\": \"+15550100001\"}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "JSON array",
+        ),
+        (
+            "/api/dnc",
+            "application/json",
+            br#"{"number": "call me"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "number",
+        ),
+    ];
+    for (path, ctype, body, want, needle) in cases {
+        let (st, v) = s.send(reqwest::Method::POST, path, ctype, body).await;
+        assert_eq!(st, want, "{path} {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains(needle),
+            "{path}: {needle} in {v}"
+        );
+    }
+    // Over the job count limit (the rows are small, so the body fits).
+    let mut many = String::from("number\n");
+    for i in 0..10_001 {
+        many.push_str(&format!("+1555{i:07}\n"));
+    }
+    let (st, v) = s
+        .send(
+            reqwest::Method::POST,
+            "/api/queue/bulk",
+            "text/csv",
+            many.into(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(v["limit"], 10_000);
+    // Over the body limit (1 MiB by default).
+    let huge = format!("number,note\n{}", "+15550100001,x\n".repeat(80_000));
+    let (st, v) = s
+        .send(
+            reqwest::Method::POST,
+            "/api/queue/bulk",
+            "text/csv",
+            huge.into(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    for (method, path, want) in [
+        (
+            reqwest::Method::GET,
+            "/api/queue/nope",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/queue/nope/cancel",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/queue?state=lost",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/queue?offset=-1",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/dnc/+15550100001",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/dnc/12",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (st, v) = s.send(method, path, "application/json", Vec::new()).await;
+        assert_eq!(st, want, "{path} {v}");
+        assert!(v["error"].is_string(), "{path} {v}");
+    }
+    let stats = s.store.queue_stats().unwrap();
+    assert_eq!((stats.queued, stats.dnc), (0, 0), "nothing changed");
     s.stop().await;
 }
