@@ -499,6 +499,51 @@ impl Store {
         Ok(())
     }
 
+    /// Puts back a job taken by [`Store::queue_claim`] whose call was never
+    /// placed (the box's own call limit was reached in between): the attempt
+    /// is forgotten, not counted, and the job is due again at `at_ms`.
+    pub fn queue_release(&self, id: &str, n: u32, at_ms: i64) -> Result<(), StoreError> {
+        let e = self.err("putting back an outbound job");
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(&e)?;
+        tx.execute(
+            "DELETE FROM outbound_attempts WHERE job_id = ?1 AND n = ?2",
+            params![id, n],
+        )
+        .map_err(&e)?;
+        tx.execute(
+            "UPDATE outbound_jobs SET state = 'queued', attempts = ?2 - 1, next_at = ?3, updated_at = ?4
+             WHERE id = ?1 AND state = 'dialing' AND attempts = ?2",
+            params![id, n, at_ms, Timestamp::now().0],
+        )
+        .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(())
+    }
+
+    /// Points the job and attempt that placed the call with SIP Call-ID
+    /// `sip_call_id` at the stored call `call_id` (the calls table's id),
+    /// once the call has ended and been stored. Returns the attempts updated
+    /// (0 for a call the queue did not place).
+    pub fn queue_link_call(&self, sip_call_id: &str, call_id: &str) -> Result<usize, StoreError> {
+        let e = self.err("linking an outbound call");
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(&e)?;
+        let n = tx
+            .execute(
+                "UPDATE outbound_attempts SET call_id = ?2 WHERE call_id = ?1",
+                params![sip_call_id, call_id],
+            )
+            .map_err(&e)?;
+        tx.execute(
+            "UPDATE outbound_jobs SET call_id = ?2 WHERE call_id = ?1",
+            params![sip_call_id, call_id],
+        )
+        .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(n)
+    }
+
     /// Jobs left `dialing` by a stop mid-attempt (power cut, restart):
     /// `(id, attempt n)`, for the daemon to finish as interrupted.
     pub fn queue_interrupted(&self) -> Result<Vec<(String, u32)>, StoreError> {

@@ -108,6 +108,7 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbound_due ON outbound_jobs(priority DESC, next_at, seq) WHERE state = 'queued';
     CREATE INDEX outbound_by_state ON outbound_jobs(state, seq);
+    CREATE INDEX outbound_jobs_by_call ON outbound_jobs(call_id);
     CREATE TABLE outbound_attempts (
         job_id      TEXT NOT NULL REFERENCES outbound_jobs(id) ON DELETE CASCADE,
         n           INTEGER NOT NULL,
@@ -119,6 +120,7 @@ pub const MIGRATIONS: &[&str] = &[
         detail      TEXT,
         PRIMARY KEY (job_id, n)
     );
+    CREATE INDEX outbound_attempts_by_call ON outbound_attempts(call_id);
     CREATE TABLE dnc (
         key         TEXT PRIMARY KEY,         -- vb_outbound::Target::dnc_key
         added_at    INTEGER NOT NULL,

@@ -489,6 +489,8 @@ pub(crate) struct DaemonStatus {
     mqtt: Mutex<Option<Result<(), String>>>,
     /// Prometheus metrics (`/metrics`).
     prometheus: Arc<vb_api::Metrics>,
+    /// Wakes the outbound dialler (jobs added, queue started).
+    pub(crate) queue_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Turn latencies kept for the percentiles in the metrics.
@@ -660,6 +662,13 @@ impl CallSink {
                 file.display()
             )
         })?;
+        // An outbound queue call: its job and attempt point at the stored
+        // call from now on (they had the SIP Call-ID while it ran).
+        if record.direction == "outbound" {
+            if let Err(e) = self.store.queue_link_call(&record.call_id, &id) {
+                tracing::warn!(call_id = %record.call_id, error = %e, "outbound queue: linking the stored call");
+            }
+        }
         tracing::debug!(call_id = %record.call_id, stored = %id, file = %file.display(), "call kept");
         Ok(())
     }
@@ -961,6 +970,27 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             runtime: handle.clone(),
         };
         let (agent, mut calls) = SipAgent::start(args.sip_config()?, cancel.clone()).await?;
+        // The outbound queue: dialled through the same agent, so inbound and
+        // outbound calls share the call limit.
+        let policy = robot.config.outbound.clone();
+        match crate::outbound::recover(&store, &policy) {
+            Ok(0) => {}
+            Ok(n) => println!("voiceblock: outbound queue: {n} attempt(s) cut off by the last stop, marked interrupted"),
+            Err(e) => tracing::error!(error = %e, "outbound queue: recovering interrupted attempts"),
+        }
+        let dialler = crate::outbound::Dialler {
+            store: store.clone(),
+            agent: agent.clone(),
+            policy,
+            max_calls: args.max_calls,
+            wake: status.queue_wake.clone(),
+        };
+        let answered = calling.clone();
+        let dialler_task = tokio::spawn(crate::outbound::run(dialler, cancel.child_token(), move |call| {
+            if let Err(e) = start_call_thread(call, &answered) {
+                tracing::error!(error = %format!("{e:#}"), "outbound call");
+            }
+        }));
         let api_task = match setup.api {
             Some(api) => {
                 let listener = tokio::net::TcpListener::bind(api.listen)
@@ -973,7 +1003,8 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                     setup.robots_dir.clone(),
                     status.prometheus.clone(),
                 )
-                .with_health(Arc::new(Readiness(status.clone())));
+                .with_health(Arc::new(Readiness(status.clone())))
+                .with_queue_wake(status.queue_wake.clone());
                 Some(tokio::spawn(vb_api::serve(listener, state, cancel.child_token())))
             }
             None => None,
@@ -1047,6 +1078,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         // moment to deliver them (what it cannot stays in the outbox).
         tokio::time::sleep(Duration::from_millis(300)).await;
         cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), dialler_task).await;
         if let Some(task) = sync_task {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }

@@ -340,8 +340,19 @@ impl Device for BoxDevice {
     fn recent_logs(&self, lines: usize) -> Result<Vec<String>, String> {
         Ok(crate::logring::last(lines))
     }
-    fn outbound_queue(&self, _run: bool) -> Result<Value, String> {
-        Err("no outbound queue here: this is the standalone sync agent; the queue runs in `voiceblock run`".into())
+    fn outbound_queue(&self, run: bool) -> Result<Value, String> {
+        let Some(daemon) = &self.daemon else {
+            return Err("no outbound queue here: this is the standalone sync agent; the queue runs in `voiceblock run`".into());
+        };
+        self.store
+            .queue_set_running(run)
+            .map_err(|e| format!("the outbound queue's state could not be stored: {e}"))?;
+        daemon.queue_wake.notify_one();
+        let stats = self
+            .store
+            .queue_stats()
+            .map_err(|e| format!("reading the outbound queue: {e}"))?;
+        Ok(json!({ "running": run, "queued": stats.queued, "dialing": stats.dialing }))
     }
     fn health(&self) -> Value {
         let mut h = match &self.daemon {

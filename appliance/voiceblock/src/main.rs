@@ -29,6 +29,7 @@ mod config;
 mod daemon;
 mod fleet;
 mod logring;
+mod outbound;
 mod provision;
 mod systemd;
 

@@ -8,8 +8,6 @@
 
 mod peers;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -21,28 +19,6 @@ use vb_sync::testing::Broker;
 const TOKEN: &str = "test-token-0123456789abcdefghijklmnopqrstuv";
 
 /// One HTTP/1.1 GET on loopback: status and body.
-fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the API");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, body.to_string())
-}
-
 fn provision(d: &Path, broker: &Broker, sip_port: u16, api_port: u16) {
     let conn = broker.conn("dev-a");
     let out = Command::new(env!("CARGO_BIN_EXE_voiceblock"))
@@ -258,18 +234,18 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     assert!(lines.contains("call answered"), "logs: {reply:#}");
 
     // The same call through the daemon's HTTP API, behind its token.
-    let (status, _) = http_get(api_port, "/api/calls", None);
+    let (status, _) = peers::http_get(api_port, "/api/calls", None);
     assert_eq!(status, 401, "no token");
-    let (status, body) = http_get(api_port, "/api/calls", Some(TOKEN));
+    let (status, body) = peers::http_get(api_port, "/api/calls", Some(TOKEN));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&call_id), "the call is listed: {body}");
-    let (status, body) = http_get(api_port, "/api/health/ready", Some(TOKEN));
+    let (status, body) = peers::http_get(api_port, "/api/health/ready", Some(TOKEN));
     assert_eq!(status, 200, "ready: {body}");
     assert!(
         body.contains("mqtt"),
         "the broker is among the checks: {body}"
     );
-    let (status, metrics) = http_get(api_port, "/metrics", None);
+    let (status, metrics) = peers::http_get(api_port, "/metrics", None);
     assert_eq!(status, 200);
     let ended = metrics
         .lines()

@@ -1,0 +1,192 @@
+//! The outbound dialler: the daemon's task that places the queue's calls.
+//!
+//! It takes the next due job from the store (priority, then due time, then
+//! age), dials it through the same SIP agent that answers inbound calls, so
+//! the call limit is shared (a slot in use by an inbound call is a slot the
+//! queue waits for), and runs the robot on an answered call exactly as on
+//! an inbound one. The robot's `[outbound]` policy (vb-outbound) decides the
+//! calling window and what follows a busy line, no answer or a failure;
+//! every attempt is stored with its result and SIP code before the next one
+//! begins, so a restart loses none, and an attempt cut off by a stop is
+//! finished as `interrupted` at the next start.
+//!
+//! Wake-ups: the API's changes (jobs added, queue started) notify at once;
+//! otherwise the dialler looks again when the next job falls due, when the
+//! window opens, when a line frees up (polled each second while full), or
+//! after [`IDLE_POLL`] at most.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use vb_outbound::{classify, AttemptResult, Next, Policy};
+use vb_sip::{SipAgent, SipError};
+use vb_store::queue::{AttemptEnd, Claimed, Finish};
+use vb_store::{Store, Timestamp};
+
+/// Longest sleep between two looks at the queue.
+const IDLE_POLL: Duration = Duration::from_secs(30);
+/// How soon a job is retried when the box's own call limit was reached
+/// between taking it and dialling (not counted as an attempt).
+const LIMIT_RETRY: Duration = Duration::from_secs(2);
+
+/// What the dialler needs.
+pub(crate) struct Dialler {
+    /// Jobs and attempts.
+    pub store: Arc<Store>,
+    /// The SIP agent (its call limit is shared with inbound calls).
+    pub agent: SipAgent,
+    /// The calling window and retry rule of the robot that places the calls.
+    pub policy: Policy,
+    /// The daemon's call limit.
+    pub max_calls: usize,
+    /// Woken by the API and the fleet when the queue changes.
+    pub wake: Arc<Notify>,
+}
+
+fn finish_of(next: Next) -> Finish {
+    match next {
+        Next::Done => Finish::Done,
+        Next::Retry { at_ms } => Finish::Retry { at_ms },
+        Next::GiveUp { reason } => Finish::GiveUp { reason },
+    }
+}
+
+/// Closes the attempts a stop cut off (power cut, restart, crash) as
+/// `interrupted`, and applies the policy to them. Returns how many.
+pub(crate) fn recover(store: &Store, policy: &Policy) -> Result<usize, vb_store::StoreError> {
+    let cut = store.queue_interrupted()?;
+    let now = Timestamp::now().0;
+    for (id, n) in &cut {
+        let next = finish_of(policy.after(AttemptResult::Interrupted, *n, now));
+        store.queue_finish(
+            id,
+            *n,
+            &AttemptEnd {
+                result: AttemptResult::Interrupted.as_str(),
+                sip_code: None,
+                call_id: None,
+                detail: Some("the box stopped during this attempt"),
+            },
+            &next,
+        )?;
+    }
+    Ok(cut.len())
+}
+
+/// Runs until `cancel`; `on_answer` runs the robot on each answered call.
+pub(crate) async fn run(
+    d: Dialler,
+    cancel: CancellationToken,
+    on_answer: impl Fn(vb_sip::Call) + Clone + Send + Sync + 'static,
+) {
+    let d = Arc::new(d);
+    // Claimed jobs whose dial has not yet taken an agent slot.
+    let starting = Arc::new(AtomicUsize::new(0));
+    loop {
+        let pause = match next_step(&d, &starting, &cancel, on_answer.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "outbound queue: store");
+                Duration::from_secs(5)
+            }
+        };
+        if pause.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = d.wake.notified() => {}
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Places at most one call; returns how long to wait before looking again.
+fn next_step(
+    d: &Arc<Dialler>,
+    starting: &Arc<AtomicUsize>,
+    cancel: &CancellationToken,
+    on_answer: impl Fn(vb_sip::Call) + Send + Sync + 'static,
+) -> Result<Duration, vb_store::StoreError> {
+    if !d.store.queue_running()? {
+        return Ok(IDLE_POLL);
+    }
+    if d.agent.active_calls() + starting.load(Ordering::SeqCst) >= d.max_calls {
+        // Full: a line frees up when a call ends; look each second.
+        return Ok(Duration::from_secs(1));
+    }
+    let now = Timestamp::now().0;
+    let open = d.policy.next_open(now);
+    if open > now {
+        return Ok(until(now, open));
+    }
+    let Some(claimed) = d.store.queue_claim(now)? else {
+        return Ok(match d.store.queue_next_due()? {
+            Some(due) => until(now, d.policy.next_open(due.max(now))),
+            None => IDLE_POLL,
+        });
+    };
+    starting.fetch_add(1, Ordering::SeqCst);
+    let (d, starting, cancel) = (d.clone(), starting.clone(), cancel.clone());
+    tokio::spawn(async move {
+        let Claimed { job, n } = claimed;
+        tracing::info!(job = %job.id, number = %job.number, attempt = n, "outbound: dialling");
+        let dialled = tokio::select! {
+            r = d.agent.place_call(&job.number) => Some(r),
+            _ = cancel.cancelled() => None,
+        };
+        starting.fetch_sub(1, Ordering::SeqCst);
+        let Some(dialled) = dialled else {
+            // Stopping: left `dialing`, finished as interrupted at the next start.
+            return;
+        };
+        let now = Timestamp::now().0;
+        let (result, code, detail, call) = match dialled {
+            Ok(call) => (AttemptResult::Answered, Some(200), None, Some(call)),
+            Err(SipError::NotAccepting(why)) => {
+                tracing::info!(job = %job.id, why, "outbound: not placed, retrying shortly");
+                let at = now + LIMIT_RETRY.as_millis() as i64;
+                if let Err(e) = d.store.queue_release(&job.id, n, at) {
+                    tracing::error!(job = %job.id, error = %e, "outbound: store");
+                }
+                d.wake.notify_one();
+                return;
+            }
+            Err(e @ SipError::Rejected { code, .. }) => (
+                classify(Some(code), false),
+                Some(code),
+                Some(e.to_string()),
+                None,
+            ),
+            Err(e @ SipError::Timeout { .. }) => {
+                (classify(None, true), None, Some(e.to_string()), None)
+            }
+            Err(e) => (AttemptResult::Failed, None, Some(e.to_string()), None),
+        };
+        let call_id = call.as_ref().map(|c| c.info.call_id.clone());
+        let next = d.policy.after(result, n, now);
+        tracing::info!(job = %job.id, attempt = n, result = result.as_str(), ?code, next = ?next, "outbound: attempt ended");
+        let end = AttemptEnd {
+            result: result.as_str(),
+            sip_code: code,
+            call_id: call_id.as_deref(),
+            detail: detail.as_deref(),
+        };
+        if let Err(e) = d.store.queue_finish(&job.id, n, &end, &finish_of(next)) {
+            tracing::error!(job = %job.id, error = %e, "outbound: recording the attempt");
+        }
+        if let Some(call) = call {
+            on_answer(call);
+        }
+        d.wake.notify_one();
+    });
+    Ok(Duration::ZERO)
+}
+
+/// From `now` to `at` (ms), at most [`IDLE_POLL`], at least 10 ms.
+fn until(now: i64, at: i64) -> Duration {
+    Duration::from_millis((at - now).clamp(10, IDLE_POLL.as_millis() as i64) as u64)
+}
