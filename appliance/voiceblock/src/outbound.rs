@@ -190,3 +190,69 @@ fn next_step(
 fn until(now: i64, at: i64) -> Duration {
     Duration::from_millis((at - now).clamp(10, IDLE_POLL.as_millis() as i64) as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vb_outbound::RawPolicy;
+    use vb_store::queue::{JobState, NewJob};
+
+    #[test]
+    fn attempts_cut_off_by_a_stop_are_closed_as_interrupted_and_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("box.db");
+        let policy = Policy::from_raw(&RawPolicy {
+            timezone: Some("UTC".into()),
+            window: Some("00:00-24:00".into()),
+            max_attempts: Some(2),
+            ..RawPolicy::default()
+        })
+        .unwrap();
+        let job = |n: &str| NewJob {
+            number: n.into(),
+            dnc_key: n.into(),
+            name: None,
+            note: None,
+            priority: 0,
+            not_before: Some(0),
+        };
+        let ids = {
+            let store = Store::open(&path).unwrap();
+            let ids = store
+                .queue_add(&[job("+15550100001"), job("+15550100002")])
+                .unwrap()
+                .ids;
+            // Both dialling when the power goes; the second on its last attempt.
+            store.queue_claim(1).unwrap().unwrap();
+            let second = store.queue_claim(1).unwrap().unwrap();
+            let end = AttemptEnd {
+                result: "busy",
+                sip_code: Some(486),
+                call_id: None,
+                detail: None,
+            };
+            store
+                .queue_finish(&second.job.id, 1, &end, &Finish::Retry { at_ms: 2 })
+                .unwrap();
+            store.queue_claim(2).unwrap().unwrap();
+            ids
+        };
+        let store = Store::open(&path).unwrap();
+        assert_eq!(recover(&store, &policy).unwrap(), 2);
+        assert_eq!(
+            recover(&store, &policy).unwrap(),
+            0,
+            "nothing left dialling"
+        );
+        let (first, attempts) = store.queue_job(&ids[0]).unwrap().unwrap();
+        assert_eq!(first.state, JobState::Queued, "retried at once");
+        assert_eq!(attempts[0].result.as_deref(), Some("interrupted"));
+        let (second, attempts) = store.queue_job(&ids[1]).unwrap().unwrap();
+        assert_eq!(
+            second.state,
+            JobState::Failed,
+            "its last attempt was cut off"
+        );
+        assert_eq!(attempts.len(), 2);
+    }
+}
