@@ -82,6 +82,11 @@ pub struct LiveConfig {
     /// The longest wait for the model's post-call summary (the rules'
     /// summary is used after it).
     pub summary_budget: Duration,
+    /// Dev mode: log every turn as it ends, with each stage's timing
+    /// (endpoint, STT, model first token, TTS first audio, wire) and its
+    /// payload (what was heard, what was said), at info on the
+    /// `voiceblock::dev` target.
+    pub trace_turns: bool,
 }
 
 impl Default for LiveConfig {
@@ -97,6 +102,7 @@ impl Default for LiveConfig {
             transfer_to: None,
             transfer_fallback: None,
             summary_budget: Duration::from_secs(20),
+            trace_turns: false,
         }
     }
 }
@@ -448,6 +454,14 @@ impl RobotSide<'_, '_> {
 /// call's engine (8 kHz output); `responder` answers in the robot's mode
 /// (`script`, `llm`, `llm_script`), its model turns running as tasks on
 /// `runtime`; `playout` is the line's outgoing queue. Blocking: call it from
+/// Dev mode's per-turn log (see [`LiveConfig::trace_turns`]).
+fn trace_turn(config: &LiveConfig, record: &TurnRecord) {
+    if config.trace_turns {
+        let turn = serde_json::to_string(record).unwrap_or_default();
+        tracing::info!(target: "voiceblock::dev", index = record.index, %turn, "dev: turn");
+    }
+}
+
 /// a plain thread, not from inside the runtime.
 // Eight arguments: the engines, the responder and its runtime, the line's
 // three halves, the settings and the names for the record are all
@@ -505,6 +519,7 @@ pub fn run_call(
     record.timings.processing_ms = spoken.first_ms();
     record.timings.turn_latency_ms = spoken.wire.unwrap_or(spoken.first_ms());
     record.timings.reply_ms = 0;
+    trace_turn(config, &record);
     turns.push(record);
     let mut last_end = spoken.end_call;
     let mut completed_by_model = false;
@@ -626,7 +641,9 @@ pub fn run_call(
             responder = r;
             spoken
         };
-        turns.push(spoken.record(turns.len(), Speaker::Caller, &heard, endpoint_ms));
+        let record = spoken.record(turns.len(), Speaker::Caller, &heard, endpoint_ms);
+        trace_turn(config, &record);
+        turns.push(record);
         if barged_in {
             tracing::debug!(turn = turns.len(), "turn started by a barge-in");
         }

@@ -97,6 +97,8 @@ pub enum AttemptResult {
     Failed,
     /// The box stopped (power cut, restart) while dialling.
     Interrupted,
+    /// Dev mode: the call was logged, not placed. The job is done.
+    Simulated,
 }
 
 impl AttemptResult {
@@ -110,6 +112,7 @@ impl AttemptResult {
             AttemptResult::BadNumber => "bad_number",
             AttemptResult::Failed => "failed",
             AttemptResult::Interrupted => "interrupted",
+            AttemptResult::Simulated => "simulated",
         }
     }
 }
@@ -257,7 +260,7 @@ impl Policy {
     /// with `result` at `now_ms`.
     pub fn after(&self, result: AttemptResult, attempts: u32, now_ms: i64) -> Next {
         let base = match result {
-            AttemptResult::Answered => return Next::Done,
+            AttemptResult::Answered | AttemptResult::Simulated => return Next::Done,
             AttemptResult::Declined => {
                 return Next::GiveUp {
                     reason: "declined (603): not called again".into(),

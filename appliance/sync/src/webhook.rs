@@ -87,6 +87,9 @@ pub struct WebhookConfig {
     pub backoff_max: Duration,
     /// Outbox topics forwarded.
     pub topics: Vec<Topic>,
+    /// Dev mode: log each POST (URL and body) instead of sending it, and
+    /// count it delivered.
+    pub simulate: bool,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -99,6 +102,7 @@ impl std::fmt::Debug for WebhookConfig {
             .field("timeout", &self.timeout)
             .field("backoff_max", &self.backoff_max)
             .field("topics", &self.topics)
+            .field("simulate", &self.simulate)
             .finish()
     }
 }
@@ -227,6 +231,7 @@ impl RawWebhook {
             timeout: Duration::from_secs(self.timeout_s),
             backoff_max: Duration::from_secs(self.backoff_max_s),
             topics,
+            simulate: false,
         })
     }
 }
@@ -285,6 +290,7 @@ pub struct Poster {
     url: String,
     bearer: Option<String>,
     device: String,
+    simulate: bool,
 }
 
 impl Poster {
@@ -314,6 +320,7 @@ impl Poster {
             url: config.url.clone(),
             bearer: config.bearer.clone(),
             device: device.to_string(),
+            simulate: config.simulate,
         }
     }
 
@@ -328,6 +335,16 @@ impl Poster {
             ));
         }
         let body = body(&self.device, msg).to_string();
+        if self.simulate {
+            tracing::info!(
+                target: "voiceblock::dev",
+                url = %self.url,
+                msg_id = %msg.msg_id,
+                %body,
+                "dev mode: webhook POST simulated, not sent"
+            );
+            return Verdict::Delivered;
+        }
         let mut req = self
             .agent
             .post(&self.url)
@@ -508,6 +525,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             backoff_max: Duration::from_secs(1),
             topics: vec![Topic::Leads],
+            simulate: false,
         };
         let m = OutboxMessage {
             seq: 1,
@@ -520,6 +538,38 @@ mod tests {
         };
         let v = Poster::new(&config, "d").post(&m);
         assert!(matches!(v, Verdict::GiveUp(e) if e.contains("Idempotency-Key")));
+    }
+
+    #[test]
+    fn dev_mode_logs_instead_of_posting() {
+        // Port 9 would refuse a real POST (Verdict::Retry).
+        let config = WebhookConfig {
+            url: "https://127.0.0.1:9/never".into(),
+            bearer: None,
+            ca_pem: None,
+            timeout: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(1),
+            topics: vec![Topic::Leads],
+            simulate: true,
+        };
+        let m = OutboxMessage {
+            seq: 1,
+            msg_id: "c1:lead".into(),
+            call_id: Some("c1".into()),
+            topic: "leads".into(),
+            payload: "{}".into(),
+            created_at: vb_store::Timestamp(0),
+            attempts: 0,
+        };
+        assert_eq!(Poster::new(&config, "d").post(&m), Verdict::Delivered);
+        let real = WebhookConfig {
+            simulate: false,
+            ..config
+        };
+        assert!(matches!(
+            Poster::new(&real, "d").post(&m),
+            Verdict::Retry(_)
+        ));
     }
 
     #[test]

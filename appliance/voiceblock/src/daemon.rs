@@ -113,6 +113,12 @@ pub struct LineArgs {
     /// command lines are visible to every user of the box).
     #[arg(skip)]
     pub sip_password: Option<String>,
+    /// Dev mode: log every stage of every turn with its timing and payload
+    /// (target `voiceblock::dev`), and simulate outbound side effects: the
+    /// queue's and the fleet's calls are logged and recorded as
+    /// `simulated`, not dialled. Inbound calls are answered as usual.
+    #[arg(long, env = "VOICEBLOCK_DEV")]
+    pub dev: bool,
 }
 
 /// What `run` needs besides the line: the store, and fleet sync when the
@@ -327,6 +333,7 @@ impl LineArgs {
             max_duration: Duration::from_secs(self.max_duration.max(5)),
             transfer_to: self.transfer_to.clone(),
             transfer_fallback: self.transfer_fallback.clone(),
+            trace_turns: self.dev,
             ..LiveConfig::default()
         }
     }
@@ -984,7 +991,11 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             policy,
             max_calls: args.max_calls,
             wake: status.queue_wake.clone(),
+            simulate: args.dev,
         };
+        if args.dev {
+            println!("voiceblock: dev mode: every turn is logged with its stages; outbound calls are simulated, not dialled");
+        }
         let answered = calling.clone();
         let dialler_task = tokio::spawn(crate::outbound::run(dialler, cancel.child_token(), move |call| {
             if let Err(e) = start_call_thread(call, &answered) {
@@ -1040,8 +1051,13 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                     // far end may take its time to answer).
                     let agent = agent.clone();
                     let calling = calling.clone();
+                    let dev = args.dev;
                     tokio::spawn(async move {
                         let uri = if target.starts_with("sip:") { target } else { format!("sip:{target}") };
+                        if dev {
+                            tracing::info!(target: "voiceblock::dev", to = %uri, "dev mode: fleet test call simulated, not dialled");
+                            return;
+                        }
                         match agent.place_call(&uri).await {
                             Ok(call) => {
                                 tracing::info!(call_id = %call.info.call_id, to = %uri, "test call answered");

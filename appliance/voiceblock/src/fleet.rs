@@ -72,6 +72,10 @@ pub struct SyncArgs {
     /// the previous one kept as `<name>.prev`); refused when not given.
     #[arg(long)]
     pub robots_dir: Option<PathBuf>,
+    /// Dev mode: webhook POSTs are logged (URL and body), not sent, and
+    /// counted delivered.
+    #[arg(long, env = "VOICEBLOCK_DEV")]
+    pub dev: bool,
 }
 
 /// `voiceblock fleet ...`
@@ -404,7 +408,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `voiceblock sync`: the device-side agent until SIGTERM or Ctrl-C.
 pub fn sync(args: SyncArgs) -> Result<()> {
-    let config = SyncConfig::load(&args.config)?;
+    let mut config = SyncConfig::load(&args.config)?;
+    if args.dev {
+        if let Some(w) = &mut config.webhook {
+            w.simulate = true;
+            eprintln!(
+                "voiceblock: dev mode: webhook POSTs to {} are logged, not sent",
+                w.url
+            );
+        }
+    }
     let rt = runtime()?;
     if args.check {
         rt.block_on(vb_sync::Agent::probe(&config))?;

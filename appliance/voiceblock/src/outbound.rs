@@ -44,6 +44,9 @@ pub(crate) struct Dialler {
     pub max_calls: usize,
     /// Woken by the API and the fleet when the queue changes.
     pub wake: Arc<Notify>,
+    /// Dev mode: log each call instead of dialling it, and finish the job
+    /// as `simulated`.
+    pub simulate: bool,
 }
 
 fn finish_of(next: Next) -> Finish {
@@ -134,6 +137,21 @@ fn next_step(
     tokio::spawn(async move {
         let Claimed { job, n } = claimed;
         tracing::info!(job = %job.id, number = %job.number, attempt = n, "outbound: dialling");
+        if d.simulate {
+            tracing::info!(target: "voiceblock::dev", job = %job.id, number = %job.number, name = ?job.name, "dev mode: outbound call simulated, not dialled");
+            starting.fetch_sub(1, Ordering::SeqCst);
+            let end = AttemptEnd {
+                result: AttemptResult::Simulated.as_str(),
+                sip_code: None,
+                call_id: None,
+                detail: Some("dev mode: not dialled"),
+            };
+            if let Err(e) = d.store.queue_finish(&job.id, n, &end, &Finish::Done) {
+                tracing::error!(job = %job.id, error = %e, "outbound: recording the attempt");
+            }
+            d.wake.notify_one();
+            return;
+        }
         let dialled = tokio::select! {
             r = d.agent.place_call(&job.number) => Some(r),
             _ = cancel.cancelled() => None,
@@ -208,6 +226,7 @@ mod tests {
             ..RawPolicy::default()
         })
         .unwrap();
+        assert_eq!(policy.after(AttemptResult::Simulated, 1, 0), Next::Done);
         let job = |n: &str| NewJob {
             number: n.into(),
             dnc_key: n.into(),

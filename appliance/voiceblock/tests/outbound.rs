@@ -422,3 +422,105 @@ fn sigterm(p: &Proc) {
         .arg(p.child.id().to_string())
         .status();
 }
+
+/// Dev mode: a queued call is logged and recorded as `simulated`, never
+/// dialled (the target would refuse it), and every turn of a real inbound
+/// call is logged with its stages' timings and its words.
+#[test]
+fn dev_mode_simulates_outbound_calls_and_logs_every_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let open = robot(
+        &d.join("robots"),
+        "open",
+        "timezone = \"UTC\"\nwindow = \"00:00-24:00\"",
+    );
+    let (sip, api_port, rtp) = (
+        peers::free_port_pair(),
+        peers::free_port_pair(),
+        peers::free_port_pair(),
+    );
+    let mut dev = peers::voiceblock(
+        "voiceblock-dev",
+        &[
+            "run".into(),
+            "--dev".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{sip}"),
+            "--robot".into(),
+            open,
+            "--rtp-ports".into(),
+            format!("{rtp}-{}", rtp + 9),
+            "--api".into(),
+            format!("127.0.0.1:{api_port}"),
+            "--drain".into(),
+            "2".into(),
+        ],
+        d,
+    );
+    dev.wait_for("dev mode:", Duration::from_secs(180)).unwrap();
+    dev.wait_for("listening on", Duration::from_secs(30))
+        .unwrap();
+    // Port 9 (discard) has no SIP agent: a real dial would fail.
+    let (status, v) = api(
+        api_port,
+        "POST",
+        "/api/queue",
+        Some(json!({"number": "sip:nobody@127.0.0.1:9"})),
+    );
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let j = loop {
+        let j = job(api_port, &id);
+        if j["job"]["state"] == "done" {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "not finished: {j}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(j["attempts"][0]["result"], "simulated", "{j}");
+    dev.wait_for("outbound call simulated", Duration::from_secs(5))
+        .unwrap();
+
+    // An inbound call (the caller hangs up after 12 s): its turns are logged.
+    let caller_port = peers::free_port_pair();
+    let caller_rtp = peers::free_port_pair();
+    let mut caller = peers::voiceblock(
+        "voiceblock-caller",
+        &[
+            "call".into(),
+            format!("sip:robot@127.0.0.1:{sip}"),
+            "--listen".into(),
+            format!("127.0.0.1:{caller_port}"),
+            "--user".into(),
+            "caller".into(),
+            "--rtp-ports".into(),
+            format!("{caller_rtp}-{}", caller_rtp + 9),
+            "--max-duration".into(),
+            "12".into(),
+            "--records".into(),
+            d.join("caller-calls").display().to_string(),
+            "--db".into(),
+            d.join("caller.db").display().to_string(),
+        ],
+        d,
+    );
+    assert_eq!(
+        caller.wait_exit(Duration::from_secs(150)),
+        Some(0),
+        "the caller did not finish"
+    );
+    let line = dev.wait_for("dev: turn", Duration::from_secs(30)).unwrap();
+    for needle in [
+        "\"index\":0",
+        "\"robot_reply\":\"Hello",
+        "\"stt_ms\"",
+        "\"first_audio_ms\"",
+        "\"turn_latency_ms\"",
+    ] {
+        assert!(line.contains(needle), "{needle} in {line}");
+    }
+    sigterm(&dev);
+    assert_eq!(dev.wait_exit(Duration::from_secs(30)), Some(0));
+}
