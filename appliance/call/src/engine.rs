@@ -97,6 +97,8 @@ pub struct Heard {
     /// Recognition wall time of the last utterance (earlier utterances are
     /// recognised while the caller is still talking, as on a live call).
     pub stt_ms: u64,
+    /// Audio length of the last utterance (ms), the one `stt_ms` timed.
+    pub audio_ms: u64,
 }
 
 /// The robot's rendered reply.

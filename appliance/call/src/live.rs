@@ -189,6 +189,9 @@ struct Spoken {
     tts_first_ms: Option<u64>,
     /// Turn start -> first audio queued for sending.
     first_audio_at_ms: Option<u64>,
+    /// Wall time and audio made (ms) of the lines the TTS synthesized.
+    tts_wall_ms: u64,
+    tts_audio_ms: u64,
     wire: Option<u64>,
     end_call: bool,
     end_action: bool,
@@ -212,6 +215,8 @@ impl Spoken {
             first_line_ms: None,
             tts_first_ms: None,
             first_audio_at_ms: None,
+            tts_wall_ms: 0,
+            tts_audio_ms: 0,
             wire: None,
             end_call: false,
             end_action: false,
@@ -273,7 +278,7 @@ impl Spoken {
             reply_source: (!sources.is_empty()).then(|| sources.join(",")),
             fallback: self.fallback.clone(),
             timings: TurnTimings {
-                caller_audio_ms: 0,
+                caller_audio_ms: heard.audio_ms,
                 endpoint_ms,
                 stt_ms: heard.stt_ms,
                 reply_ms: self.reply_ms(),
@@ -286,6 +291,8 @@ impl Spoken {
                 llm_first_sentence_ms: ms(self.stats.first_sentence),
                 llm_done_ms: ms(self.stats.stream_done),
                 first_reply_audio_ms: self.first_audio_at_ms,
+                tts_rtf: (self.tts_audio_ms > 0)
+                    .then(|| self.tts_wall_ms as f32 / self.tts_audio_ms as f32),
             },
         }
     }
@@ -337,6 +344,7 @@ impl RobotSide<'_, '_> {
         let mut first_at = None;
         let mut samples = 0usize;
         let cancel = token.tts.clone();
+        let synth_started = Instant::now();
         let (first_ms, source) = self
             .engine
             .speak_to(reply, &token.tts, &mut |chunk: &Pcm| {
@@ -351,6 +359,10 @@ impl RobotSide<'_, '_> {
                 playout.push(&pcm);
             })?;
         acc.samples += samples;
+        if source == "tts" && samples > 0 {
+            acc.tts_wall_ms += synth_started.elapsed().as_millis() as u64;
+            acc.tts_audio_ms += samples as u64 / 8;
+        }
         if !acc.audio_sources.contains(&source) {
             acc.audio_sources.push(source);
         }
@@ -623,6 +635,7 @@ pub fn run_call(
                 let pcm16 = resample::resample(&pcm8, ASR_RATE)?;
                 let mut heard = Heard {
                     endpoint_ms,
+                    audio_ms: pcm16.duration_ms(),
                     ..Heard::default()
                 };
                 let mut texts = Vec::new();

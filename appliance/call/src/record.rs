@@ -50,6 +50,19 @@ pub struct TurnTimings {
     /// first sentence through the TTS, while the model may still stream).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_reply_audio_ms: Option<u64>,
+    /// Synthesis wall time over the audio it made, for the reply's lines
+    /// the TTS synthesized (cached and recorded phrases left out); `None`
+    /// when none was synthesized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tts_rtf: Option<f32>,
+}
+
+impl TurnTimings {
+    /// Recognition wall time over the utterance's audio, when both are known.
+    pub fn stt_rtf(&self) -> Option<f32> {
+        (self.caller_audio_ms > 0 && self.stt_ms > 0)
+            .then(|| self.stt_ms as f32 / self.caller_audio_ms as f32)
+    }
 }
 
 /// One turn of the conversation.

@@ -344,6 +344,7 @@ impl<'e, 'a> Simulation<'e, 'a> {
                     llm_first_sentence_ms: ms(stats.first_sentence),
                     llm_done_ms: ms(stats.stream_done),
                     first_reply_audio_ms: Some(reply_ms + first_audio_ms),
+                    tts_rtf: None,
                 },
             });
             last = reply;

@@ -492,6 +492,8 @@ pub(crate) struct DaemonStatus {
     registration: Mutex<String>,
     /// Wire turn latencies of the most recent turns (ms), newest last.
     latencies: Mutex<VecDeque<u64>>,
+    /// STT and TTS real-time factors of the most recent turns.
+    rtfs: Mutex<(VecDeque<f32>, VecDeque<f32>)>,
     /// Whether a fleet broker is configured, and connected.
     mqtt: Mutex<Option<Result<(), String>>>,
     /// Prometheus metrics (`/metrics`).
@@ -547,11 +549,35 @@ impl DaemonStatus {
         m.set_rtp_jitter_ms(record.rtp.jitter_ms);
         let ms = Duration::from_millis;
         let mut l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rtfs = self.rtfs.lock().unwrap_or_else(|p| p.into_inner());
+        let keep = |window: &mut VecDeque<f32>, v: f32| {
+            if window.len() == LATENCY_WINDOW {
+                window.pop_front();
+            }
+            window.push_back(v);
+        };
+        for t in &record.call.turns {
+            // The greeting's synthesis counts for the TTS factor too.
+            if let Some(rtf) = t.timings.tts_rtf {
+                m.observe_tts_rtf(f64::from(rtf));
+                keep(&mut rtfs.1, rtf);
+            }
+        }
         for t in record.call.turns.iter().filter(|t| t.index > 0) {
             if l.len() == LATENCY_WINDOW {
                 l.pop_front();
             }
             l.push_back(t.timings.turn_latency_ms);
+            if let Some(rtf) = t.timings.stt_rtf() {
+                m.observe_stt_rtf(f64::from(rtf));
+                keep(&mut rtfs.0, rtf);
+            }
+            if let Some(first) = t.timings.llm_first_token_ms {
+                m.observe_stage(Stage::LlmFirstToken, ms(first));
+            }
+            if t.fallback.is_some() {
+                m.script_fallback();
+            }
             m.observe_stage(Stage::Endpoint, ms(t.timings.endpoint_ms));
             m.observe_stage(Stage::Stt, ms(t.timings.stt_ms));
             m.observe_stage(Stage::TtsFirstAudio, ms(t.timings.first_audio_ms));
@@ -603,6 +629,15 @@ impl DaemonStatus {
             .collect();
         l.sort_unstable();
         let pct = |p: usize| (!l.is_empty()).then(|| l[(l.len() - 1) * p / 100]);
+        let median = |w: &VecDeque<f32>| {
+            let mut v: Vec<f32> = w.iter().copied().collect();
+            v.sort_unstable_by(f32::total_cmp);
+            (!v.is_empty()).then(|| v[(v.len() - 1) / 2])
+        };
+        let (stt_rtf, tts_rtf) = {
+            let r = self.rtfs.lock().unwrap_or_else(|p| p.into_inner());
+            (median(&r.0), median(&r.1))
+        };
         json!({
             "calls": self.calls.load(Ordering::Relaxed),
             "calls_failed": self.failed.load(Ordering::Relaxed),
@@ -610,6 +645,8 @@ impl DaemonStatus {
             "turns_measured": l.len(),
             "turn_latency_p50_ms": pct(50),
             "turn_latency_p95_ms": pct(95),
+            "stt_rtf_p50": stt_rtf,
+            "tts_rtf_p50": tts_rtf,
             "rss_bytes": rss_bytes(),
         })
     }

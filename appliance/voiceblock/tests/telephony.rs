@@ -53,6 +53,27 @@ fn check_lead_call(record: &Value, heard: &Path) {
         // timing is measured on the wire, not left at zero or garbage.
         assert!(latency > 0 && latency < 20_000, "turn timing {t:#}");
     }
+    // The real-time factors the metrics report: the caller's utterance
+    // length beside its recognition time, and the synthesis of the replies
+    // that were not cached (the read-back is never cached).
+    let heard_turns = turns[1..]
+        .iter()
+        .filter(|t| t["utterances"].as_u64().unwrap_or(0) > 0)
+        .count();
+    assert!(heard_turns >= 3, "turns: {turns:#?}");
+    for t in turns[1..]
+        .iter()
+        .filter(|t| t["utterances"].as_u64().unwrap_or(0) > 0)
+    {
+        let audio = t["timings"]["caller_audio_ms"].as_u64().unwrap();
+        assert!((200..30_000).contains(&audio), "caller audio length {t:#}");
+    }
+    assert!(
+        turns
+            .iter()
+            .any(|t| t["timings"]["tts_rtf"].as_f64().is_some_and(|r| r > 0.0)),
+        "no synthesized reply has a TTS real-time factor: {turns:#?}"
+    );
     assert!(record["rtp"]["received"].as_u64().unwrap() > 500);
     assert!(record["rtp"]["rtcp_sent"].as_u64().unwrap() >= 1);
 
