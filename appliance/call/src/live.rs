@@ -13,7 +13,7 @@
 //! The transport is behind [`Line`]: RTP, an ALSA handset and a browser
 //! WebSocket all drive the same loop.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -87,6 +87,82 @@ pub struct LiveConfig {
     /// payload (what was heard, what was said), at info on the
     /// `voiceblock::dev` target.
     pub trace_turns: bool,
+    /// Beaten by the listener on every frame and by the speaker while it
+    /// waits and between stages, for the daemon's watchdog.
+    pub progress: Option<Progress>,
+}
+
+/// The call loop's two heartbeats: the listener's (every 20 ms frame) and
+/// the speaker's (at least once a second while it waits for the caller, and
+/// after each recognition and reply). Lock-free; clones share the stamps.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    origin: Instant,
+    listener_ms: Arc<AtomicU64>,
+    speaker_ms: Arc<AtomicU64>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+impl Progress {
+    /// Both beaten now.
+    pub fn new() -> Progress {
+        Progress {
+            origin: Instant::now(),
+            listener_ms: Arc::new(AtomicU64::new(0)),
+            speaker_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn stamp(&self, at: &AtomicU64) {
+        at.store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The listener read a frame.
+    pub fn listener_beat(&self) {
+        self.stamp(&self.listener_ms);
+    }
+
+    /// The speaker is alive.
+    pub fn speaker_beat(&self) {
+        self.stamp(&self.speaker_ms);
+    }
+
+    /// Which side has not beaten within its limit at `now`, if one: the
+    /// listener's limit is `listener_max`, the speaker's `speaker_max` (it
+    /// legitimately spends seconds in one recognition or one sentence).
+    pub fn stalled_at(
+        &self,
+        now: Instant,
+        listener_max: Duration,
+        speaker_max: Duration,
+    ) -> Option<String> {
+        let age = |at: &AtomicU64| {
+            now.saturating_duration_since(
+                self.origin + Duration::from_millis(at.load(Ordering::Relaxed)),
+            )
+        };
+        let (l, s) = (age(&self.listener_ms), age(&self.speaker_ms));
+        if l > listener_max {
+            Some(format!(
+                "its listener read no frame for {:.1} s (limit {:.1} s)",
+                l.as_secs_f64(),
+                listener_max.as_secs_f64()
+            ))
+        } else if s > speaker_max {
+            Some(format!(
+                "its speaker made no progress for {:.1} s (limit {:.1} s)",
+                s.as_secs_f64(),
+                speaker_max.as_secs_f64()
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for LiveConfig {
@@ -103,6 +179,7 @@ impl Default for LiveConfig {
             transfer_fallback: None,
             summary_budget: Duration::from_secs(20),
             trace_turns: false,
+            progress: None,
         }
     }
 }
@@ -575,7 +652,22 @@ pub fn run_call(
         // The silence clock starts when the robot stops talking.
         let robot_left = Duration::from_millis(shared.playout.queued() as u64 / 8);
         let wait = (config.silence_timeout + robot_left).min(config.max_duration - elapsed);
-        let event = match utter_rx.recv_timeout(wait) {
+        // Waited in steps of at most a second, beating the speaker's heart.
+        let until = Instant::now() + wait;
+        let next = loop {
+            if let Some(p) = &config.progress {
+                p.speaker_beat();
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            match utter_rx.recv_timeout(left.min(Duration::from_secs(1))) {
+                Err(RecvTimeoutError::Timeout) if Instant::now() < until => continue,
+                other => break other,
+            }
+        };
+        if let Some(p) = &config.progress {
+            p.speaker_beat();
+        }
+        let event = match next {
             Ok(e) => Some(e),
             Err(RecvTimeoutError::Timeout) => {
                 if shared.playout.is_talking() || started.elapsed() >= config.max_duration {
@@ -775,6 +867,9 @@ fn listen(
             break;
         }
         let event = line.next_event();
+        if let Some(p) = &config.progress {
+            p.listener_beat();
+        }
         let Some(event) = event else {
             closed.store(true, Ordering::SeqCst);
             // Nobody is listening any more: stop the model and the TTS now

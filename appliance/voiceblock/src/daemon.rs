@@ -399,11 +399,38 @@ impl Pool {
 }
 
 /// The listener's side of a SIP call: caller frames and digits.
-struct SipEvents(mpsc::Receiver<LineEvent>);
+struct SipEvents {
+    rx: mpsc::Receiver<LineEvent>,
+    /// Fault injection for the watchdog test: after this many frames the
+    /// listener blocks for good, as a wedged call loop would
+    /// (`VOICEBLOCK_FAULT_WEDGE_AFTER_FRAMES`; never set on a box).
+    wedge_after: Option<u64>,
+    frames: u64,
+}
+
+/// The fault-injection variable [`SipEvents::wedge_after`] reads.
+const WEDGE_ENV: &str = "VOICEBLOCK_FAULT_WEDGE_AFTER_FRAMES";
+
+impl SipEvents {
+    fn new(rx: mpsc::Receiver<LineEvent>) -> SipEvents {
+        SipEvents {
+            rx,
+            wedge_after: std::env::var(WEDGE_ENV).ok().and_then(|v| v.parse().ok()),
+            frames: 0,
+        }
+    }
+}
 
 impl LineEvents for SipEvents {
     fn next_event(&mut self) -> Option<LineEvent> {
-        self.0.blocking_recv()
+        self.frames += 1;
+        if self.wedge_after.is_some_and(|n| self.frames > n) {
+            tracing::error!("{WEDGE_ENV}: the listener wedges now (fault injection)");
+            loop {
+                std::thread::park();
+            }
+        }
+        self.rx.blocking_recv()
     }
 }
 
@@ -500,12 +527,56 @@ pub(crate) struct DaemonStatus {
     prometheus: Arc<vb_api::Metrics>,
     /// Wakes the outbound dialler (jobs added, queue started).
     pub(crate) queue_wake: Arc<tokio::sync::Notify>,
+    /// Heartbeats of the calls in progress, by SIP Call-ID.
+    progress: Arc<Mutex<std::collections::HashMap<String, vb_call::Progress>>>,
 }
+
+/// A call's heartbeats stay watched while this lives.
+struct Watched {
+    calls: Arc<Mutex<std::collections::HashMap<String, vb_call::Progress>>>,
+    id: String,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// A call's listener must read a frame this often (they come every 20 ms).
+const LISTENER_STALL: Duration = Duration::from_secs(5);
 
 /// Turn latencies kept for the percentiles in the metrics.
 const LATENCY_WINDOW: usize = 200;
 
 impl DaemonStatus {
+    /// Watches a call's heartbeats until the guard drops.
+    fn watch_call(&self, id: &str, progress: vb_call::Progress) -> Watched {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), progress);
+        Watched {
+            calls: self.progress.clone(),
+            id: id.to_string(),
+        }
+    }
+
+    /// The first call whose loop has stalled, as words: its listener read no
+    /// frame for [`LISTENER_STALL`], or its speaker made no progress within
+    /// `speaker_max` (one recognition or one sentence may take seconds).
+    pub(crate) fn stalled_call(&self, speaker_max: Duration) -> Option<String> {
+        let now = std::time::Instant::now();
+        let calls = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        calls.iter().find_map(|(id, p)| {
+            p.stalled_at(now, LISTENER_STALL, speaker_max)
+                .map(|why| format!("call {id}: {why}"))
+        })
+    }
+
     fn call_started(&self) {
         self.active.fetch_add(1, Ordering::Relaxed);
         self.prometheus.call_started();
@@ -761,6 +832,13 @@ fn serve_call(
             return Err(e);
         }
     };
+    // The call's heartbeats, watched by the systemd watchdog until it ends.
+    let progress = vb_call::Progress::new();
+    let live = LiveConfig {
+        progress: Some(progress.clone()),
+        ..live.clone()
+    };
+    let _watched = sink.status.watch_call(&info.call_id, progress);
     let result = {
         let voice = engines.voice.clone();
         let mut engine = CallEngine::new(
@@ -776,10 +854,10 @@ fn serve_call(
             &mut engine,
             vb_llm::Responder::new(robot, pool.llm.clone()),
             &runtime,
-            Box::new(SipEvents(events)),
+            Box::new(SipEvents::new(events)),
             &line,
             playout,
-            live,
+            &live,
             (&voice, &pool.model),
         )
     };
@@ -947,10 +1025,25 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
     let notifier = crate::systemd::Notifier::from_env()?.map(Arc::new);
     let heartbeat = crate::systemd::Heartbeat::new();
     let watchdog = match (&notifier, crate::systemd::watchdog_from_env()?) {
-        (Some(n), Some(timeout)) => Some(
-            crate::systemd::Watchdog::spawn(n.clone(), timeout, heartbeat.probe(timeout / 2))
-                .context("starting the watchdog thread")?,
-        ),
+        (Some(n), Some(timeout)) => {
+            // Healthy while the runtime that carries SIP and media turns
+            // over and every call's loop makes progress.
+            let runtime = heartbeat.probe(timeout / 2);
+            let calls = status.clone();
+            let probe = move || match crate::systemd::HealthProbe::check(&runtime) {
+                crate::systemd::Health::Healthy => match calls.stalled_call(timeout) {
+                    None => crate::systemd::Health::Healthy,
+                    Some(why) => {
+                        crate::systemd::Health::Unhealthy(format!("call loop wedged: {why}"))
+                    }
+                },
+                unhealthy => unhealthy,
+            };
+            Some(
+                crate::systemd::Watchdog::spawn(n.clone(), timeout, probe)
+                    .context("starting the watchdog thread")?,
+            )
+        }
         _ => None,
     };
     let result = rt.block_on(async move {

@@ -358,7 +358,13 @@ impl Baresip {
 
 /// The box under test: `voiceblock <args>`.
 pub fn voiceblock(name: &str, args: &[String], dir: &Path) -> Proc {
+    voiceblock_env(name, args, dir, &[])
+}
+
+/// [`voiceblock`] with extra environment variables.
+pub fn voiceblock_env(name: &str, args: &[String], dir: &Path, env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voiceblock"));
+    cmd.envs(env.iter().copied());
     cmd.args(args);
     // Daemons started here get no HTTP API unless the test asks for one
     // (`--api`, or a box config naming its address): the default port is
