@@ -78,6 +78,14 @@ pub(crate) struct Shared {
     disk: DiskSpace,
     health: Vec<Arc<dyn HealthSource>>,
     queue_wake: Option<Arc<tokio::sync::Notify>>,
+    test_calls: Option<Arc<dyn TestCalls>>,
+}
+
+/// Places a test call for `POST /api/calls/test` (the daemon's SIP agent).
+pub trait TestCalls: Send + Sync {
+    /// Queues a call to `target` (an E.164 number or a SIP URI, already
+    /// checked); `Err` says why it cannot be placed now (e.g. busy).
+    fn test_call(&self, target: &str) -> Result<(), String>;
 }
 
 /// Everything the API serves from: its config, the store, the robots
@@ -89,6 +97,7 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     health: Vec<Arc<dyn HealthSource>>,
     queue_wake: Option<Arc<tokio::sync::Notify>>,
+    test_calls: Option<Arc<dyn TestCalls>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -119,7 +128,14 @@ impl AppState {
             metrics,
             health: Vec::new(),
             queue_wake: None,
+            test_calls: None,
         }
+    }
+
+    /// Lets `POST /api/calls/test` place calls (without it: 503).
+    pub fn with_test_calls(mut self, calls: Arc<dyn TestCalls>) -> AppState {
+        self.test_calls = Some(calls);
+        self
     }
 
     /// Woken when the outbound queue changes (jobs added, started), so the
@@ -161,6 +177,7 @@ impl AppState {
             metrics: self.metrics,
             health: self.health,
             queue_wake: self.queue_wake,
+            test_calls: self.test_calls,
         }
     }
 }

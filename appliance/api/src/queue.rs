@@ -514,3 +514,35 @@ pub(crate) async fn dnc_remove(
         ))
     }
 }
+
+/// Body of `POST /api/calls/test`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TestCallRequest {
+    target: String,
+}
+
+/// `POST /api/calls/test`: the box calls `target` now and runs its robot
+/// (outside the queue: no window, no retries).
+pub(crate) async fn test_call(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<TestCallRequest>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let Json(req) = body.map_err(|e| json_problem(e, shared.config.max_body_bytes))?;
+    let target =
+        Target::parse(&req.target).map_err(|e| Problem::bad_request(format!("target: {e}")))?;
+    let Some(calls) = &shared.test_calls else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no SIP agent serves this API: test calls are placed by `voiceblock run`",
+        ));
+    };
+    calls
+        .test_call(target.dial_string())
+        .map_err(|why| Problem::new(StatusCode::SERVICE_UNAVAILABLE, why))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "queued": target.dial_string() })),
+    )
+        .into_response())
+}

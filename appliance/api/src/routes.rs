@@ -79,6 +79,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route("get", "/api/health/ready", Token, get(ready)),
         route("get", "/api/calls", Token, get(calls)),
         route("get", "/api/calls/{id}", Token, get(call)),
+        route("post", "/api/calls/test", Token, post(queue::test_call)),
         route("get", "/api/leads", Token, get(leads)),
         route("get", "/api/leads.csv", Token, get(leads_csv)),
         route("get", "/api/leads/{id}", Token, get(lead)),

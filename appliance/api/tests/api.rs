@@ -28,7 +28,24 @@ impl HealthSource for SipDown {
     }
 }
 
+/// Test calls as the daemon's bounded queue takes them: two wait, a third
+/// is refused as busy.
+#[derive(Default)]
+struct TestCallQueue(std::sync::Mutex<Vec<String>>);
+
+impl vb_api::TestCalls for TestCallQueue {
+    fn test_call(&self, target: &str) -> Result<(), String> {
+        let mut q = self.0.lock().unwrap();
+        if q.len() >= 2 {
+            return Err("busy: 2 test calls are waiting".into());
+        }
+        q.push(target.to_string());
+        Ok(())
+    }
+}
+
 struct Server {
+    test_calls: Arc<TestCallQueue>,
     base: String,
     http: Client,
     cancel: CancellationToken,
@@ -159,11 +176,14 @@ async fn start_with(config: ApiConfig, health: Option<Arc<dyn HealthSource>>) ->
     if let Some(h) = health {
         state = state.with_health(h);
     }
+    let test_calls = Arc::new(TestCallQueue::default());
+    state = state.with_test_calls(test_calls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(vb_api::serve(listener, state, cancel.clone()));
     Server {
+        test_calls,
         base: format!("http://{addr}"),
         http: Client::builder().build().unwrap(),
         cancel,
@@ -190,6 +210,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/api/health/ready"),
     ("GET", "/api/calls"),
     ("GET", "/api/calls/c1"),
+    ("POST", "/api/calls/test"),
     ("GET", "/api/leads"),
     ("GET", "/api/leads.csv"),
     ("GET", "/api/leads/c1"),
@@ -663,6 +684,7 @@ async fn every_route_in_the_openapi_document_is_served() {
                 "/api/queue" => json!({"number": "+15550100001"}),
                 "/api/queue/bulk" => json!([{"number": "+15550100003"}]),
                 "/api/dnc" => json!({"number": "+15550100002"}),
+                "/api/calls/test" => json!({"target": "sip:bob@127.0.0.1:5062"}),
                 _ => json!({"name": "front-desk"}),
             };
             let r = match method.as_str() {
@@ -686,7 +708,7 @@ async fn every_route_in_the_openapi_document_is_served() {
             };
             let st = r.status();
             assert!(
-                st == StatusCode::OK || st == StatusCode::CREATED,
+                st == StatusCode::OK || st == StatusCode::CREATED || st == StatusCode::ACCEPTED,
                 "{method} {path}: {st} {}",
                 r.text().await.unwrap_or_default()
             );
@@ -1107,5 +1129,41 @@ async fn queue_bad_input_gets_a_clear_4xx_and_changes_nothing() {
     }
     let stats = s.store.queue_stats().unwrap();
     assert_eq!((stats.queued, stats.dnc), (0, 0), "nothing changed");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn test_calls_are_queued_checked_and_refused_when_busy() {
+    let s = start().await;
+    let (st, v) = s
+        .post_json("/api/calls/test", &json!({"target": "+1 555 010 0001"}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["queued"], "+15550100001");
+    let (st, v) = s
+        .post_json("/api/calls/test", &json!({"target": "555"}))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().starts_with("target:"), "{v}");
+    let (st, v) = s
+        .post_json(
+            "/api/calls/test",
+            &json!({"target": "sip:a@b", "when": "now"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (st, _) = s
+        .post_json("/api/calls/test", &json!({"target": "sip:a@b"}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let (st, v) = s
+        .post_json("/api/calls/test", &json!({"target": "sip:c@d"}))
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("busy"), "{v}");
+    assert_eq!(
+        *s.test_calls.0.lock().unwrap(),
+        vec!["+15550100001".to_string(), "sip:a@b".to_string()]
+    );
     s.stop().await;
 }

@@ -723,6 +723,24 @@ impl DaemonStatus {
     }
 }
 
+/// Test calls waiting for the SIP agent (from the API and the fleet).
+const TEST_CALLS: usize = 4;
+
+/// `POST /api/calls/test` into the daemon's test-call queue; full policy:
+/// refused at once as busy.
+struct DaemonTestCalls(mpsc::Sender<String>);
+
+impl vb_api::TestCalls for DaemonTestCalls {
+    fn test_call(&self, target: &str) -> Result<(), String> {
+        self.0.try_send(target.to_string()).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                format!("busy: {TEST_CALLS} test calls are already waiting")
+            }
+            mpsc::error::TrySendError::Closed(_) => "the daemon is stopping".to_string(),
+        })
+    }
+}
+
 /// The daemon's readiness for `/api/health/ready`.
 struct Readiness(Arc<DaemonStatus>);
 
@@ -1052,7 +1070,8 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         // broker in the config, leads wait in the store (`leads export`).
         // Test calls the fleet asks for; full policy: refused at once
         // ("busy"), the fleet gets that as the command's reply.
-        let (test_tx, mut test_calls) = mpsc::channel::<String>(4);
+        let (test_tx, mut test_calls) = mpsc::channel::<String>(TEST_CALLS);
+        let api_test_calls = Arc::new(DaemonTestCalls(test_tx.clone()));
         let (sync, sync_task) = match setup.sync {
             Some(config) => {
                 let device = Arc::new(
@@ -1145,7 +1164,8 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                     status.prometheus.clone(),
                 )
                 .with_health(Arc::new(Readiness(status.clone())))
-                .with_queue_wake(status.queue_wake.clone());
+                .with_queue_wake(status.queue_wake.clone())
+                .with_test_calls(api_test_calls.clone());
                 Some(tokio::spawn(vb_api::serve(listener, state, cancel.child_token())))
             }
             None => None,
@@ -1185,7 +1205,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                     tokio::spawn(async move {
                         let uri = if target.starts_with("sip:") { target } else { format!("sip:{target}") };
                         if dev {
-                            tracing::info!(target: "voiceblock::dev", to = %uri, "dev mode: fleet test call simulated, not dialled");
+                            tracing::info!(target: "voiceblock::dev", to = %uri, "dev mode: test call simulated, not dialled");
                             return;
                         }
                         match agent.place_call(&uri).await {

@@ -482,6 +482,20 @@ fn dev_mode_simulates_outbound_calls_and_logs_every_turn() {
     assert_eq!(j["attempts"][0]["result"], "simulated", "{j}");
     dev.wait_for("outbound call simulated", Duration::from_secs(5))
         .unwrap();
+    // A test call from the API: simulated too.
+    let (status, v) = api(
+        api_port,
+        "POST",
+        "/api/calls/test",
+        Some(json!({"target": "sip:nobody@127.0.0.1:9"})),
+    );
+    assert_eq!(
+        (status, v["queued"].as_str()),
+        (202, Some("sip:nobody@127.0.0.1:9")),
+        "{v}"
+    );
+    dev.wait_for("test call simulated", Duration::from_secs(10))
+        .unwrap();
 
     // An inbound call (the caller hangs up after 12 s): its turns are logged.
     let caller_port = peers::free_port_pair();
