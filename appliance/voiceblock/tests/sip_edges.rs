@@ -301,3 +301,171 @@ fn rfc4475_torture_messages_do_not_take_the_daemon_down() {
     );
     assert_eq!(daemon.stop(Duration::from_secs(30)), Some(0));
 }
+
+/// A small deterministic generator (xorshift64*), so a failure names the
+/// seed and the message number that replays it.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// One mutation of a well-formed message: bytes flipped, inserted or cut,
+/// a line repeated or dropped, a number made huge, a value made long.
+fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
+    let mut m = base.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(m.len());
+        match rng.below(8) {
+            0 => m[at] = rng.next() as u8,
+            1 => m.insert(at, rng.next() as u8),
+            2 => {
+                let end = (at + rng.below(64)).min(m.len());
+                m.drain(at..end);
+            }
+            3 => m.truncate(at),
+            4 => {
+                // Repeat the line holding `at`.
+                let start = m[..at]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let end = m[at..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(m.len(), |i| at + i + 1);
+                let line = m[start..end].to_vec();
+                for _ in 0..1 + rng.below(50) {
+                    m.splice(start..start, line.iter().copied());
+                }
+            }
+            5 => {
+                let digits = b"99999999999999999999999";
+                m.splice(at..at, digits.iter().copied());
+            }
+            6 => {
+                let long = vec![b'a' + (rng.next() % 26) as u8; 1 + rng.below(6000)];
+                m.splice(at..at, long);
+            }
+            _ => {
+                let specials = [
+                    b"\r\n".as_slice(),
+                    b"\0",
+                    b":",
+                    b";",
+                    b"<",
+                    b">",
+                    b"\"",
+                    b"%",
+                    b"\xff\xfe",
+                    b" ",
+                ];
+                let s = specials[rng.below(specials.len())];
+                m.splice(at..at, s.iter().copied());
+            }
+        }
+        if m.is_empty() {
+            break;
+        }
+    }
+    // UDP datagrams stop at 65,507 bytes.
+    m.truncate(65_000);
+    m
+}
+
+/// Bounded fuzzing of the SIP path on a running daemon: 3000 mutations of
+/// well-formed requests (INVITE with SDP, OPTIONS, BYE, CANCEL, REGISTER,
+/// INFO with DTMF) and of the RFC 4475 torture messages. Every 500 it must
+/// still be alive and answer OPTIONS; at the end too.
+#[test]
+fn three_thousand_mutated_requests_do_not_take_the_daemon_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = peers::free_port_pair();
+    let rtp = peers::free_port_pair();
+    let mut daemon = peers::voiceblock(
+        "voiceblock-fuzz",
+        &[
+            "run".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--records".into(),
+            d.join("calls").display().to_string(),
+            "--rtp-ports".into(),
+            format!("{rtp}-{}", rtp + 19),
+            "--rtp-timeout".into(),
+            "3".into(),
+        ],
+        d,
+    );
+    daemon
+        .wait_for("voiceblock: listening", Duration::from_secs(120))
+        .unwrap();
+    let mut uac = Uac::new(port);
+    let sdp_body = sdp(40_000, "0 8 101");
+    let mut corpus: Vec<Vec<u8>> = vec![
+        uac.request("INVITE", "fz-invite", "", &sdp_body)
+            .into_bytes(),
+        uac.request("OPTIONS", "fz-options", "", "").into_bytes(),
+        uac.request("BYE", "fz-bye", "", "").into_bytes(),
+        uac.request("CANCEL", "fz-cancel", "", "").into_bytes(),
+        uac.request("REGISTER", "fz-register", "Expires: 60\r\n", "")
+            .into_bytes(),
+        uac.request("INFO", "fz-info", "", "")
+            .replace(
+                "Content-Length: 0",
+                "Content-Type: application/dtmf-relay\r\nContent-Length: 24",
+            )
+            .into_bytes(),
+    ];
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rfc4475");
+    for e in std::fs::read_dir(&fixtures).unwrap().filter_map(Result::ok) {
+        if e.path().extension().is_some_and(|x| x == "sip") {
+            let text = std::fs::read(e.path()).unwrap();
+            corpus.push(
+                String::from_utf8_lossy(&text)
+                    .replace("@PORT@", &port.to_string())
+                    .into_bytes(),
+            );
+        }
+    }
+    let seed = 0x5eed_0f_f022_u64;
+    let mut rng = Rng(seed);
+    let alive = |daemon: &mut peers::Proc, uac: &mut Uac, at: usize| {
+        assert!(
+            daemon.child.try_wait().unwrap().is_none(),
+            "the daemon died by message {at} (seed {seed:#x}); log:\n{}",
+            std::fs::read_to_string(&daemon.log).unwrap_or_default()
+        );
+        let m = uac.request("OPTIONS", &format!("fz-check-{at}"), "", "");
+        // Drain answers to the fuzz messages first.
+        let _ = uac.statuses(Duration::from_millis(200), 0);
+        uac.send(&m);
+        assert!(
+            uac.last_response(Duration::from_secs(5), 200).is_some(),
+            "no 200 to OPTIONS after message {at} (seed {seed:#x})"
+        );
+    };
+    for i in 1..=3000 {
+        let base = &corpus[rng.below(corpus.len())];
+        let msg = mutate(&mut rng, base);
+        let _ = uac.sock.send_to(&msg, ("127.0.0.1", port));
+        if i % 50 == 0 {
+            // Paced: the point is the parser, not flooding the socket.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if i % 500 == 0 {
+            alive(&mut daemon, &mut uac, i);
+        }
+    }
+    alive(&mut daemon, &mut uac, 3000);
+}
