@@ -274,6 +274,9 @@ pub fn run(models: &Models, device: Option<String>, args: LineArgs, threads: usi
     );
     let mut vad = WebRtcVad::new(vb_call::LINE_RATE, Aggressiveness::default())
         .context("the voice detector")?;
+    // A device that is there opens in milliseconds: say "waiting" only
+    // for one that is not.
+    handset.wait_online(Duration::from_secs(2));
     let mut greet = true;
     let mut n = 0;
     'outer: while !stop.is_cancelled() {
@@ -319,4 +322,39 @@ pub fn run(models: &Models, device: Option<String>, args: LineArgs, threads: usi
     println!("voiceblock: stopping the handset");
     handset.stop();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conversation_ends_on_hangup_or_stop_and_says_why() {
+        // A device that is not there: the handset keeps retrying it, which
+        // is all this needs.
+        let mut config = HandsetConfig::new("vb_no_such_device");
+        config.reopen_min = Duration::from_millis(10);
+        let handset = Arc::new(Handset::start(config).unwrap());
+        let stop = CancellationToken::new();
+        let ending = Arc::new(Ending {
+            handset: handset.clone(),
+            epoch: handset.losses(),
+            hung_up: AtomicBool::new(false),
+            stop: stop.clone(),
+        });
+        let line = HandsetLine(ending.clone());
+        assert_eq!(ending.reason(), None);
+        assert!(line.transfer("100").is_err(), "a handset cannot transfer");
+        line.hangup("completed");
+        let mut events = HandsetEvents(ending.clone());
+        assert_eq!(
+            events.next_event(),
+            None,
+            "the listener ends after a hangup"
+        );
+        assert_eq!(line.end_reason(), None, "the call loop's own reason stands");
+        stop.cancel();
+        assert_eq!(line.end_reason().as_deref(), Some(STOPPED));
+        handset.stop();
+    }
 }
