@@ -118,17 +118,29 @@ fn first_spurt_ms(samples: &[i16]) -> u64 {
     ((loud.len() - start) * 20) as u64
 }
 
-/// Transcribes the first 12 s of what was played from its first sound (the
-/// greeting), with the model the box uses.
+/// Transcribes the first 5 s of what was played from its first sound (the
+/// greeting's opening), with the model the box uses. On a machine loaded
+/// by other builds the transcriber can overrun its deadline and print
+/// nothing: a few tries, bounded.
 fn greeting_heard(d: &Path, samples: &[i16], name: &str) -> String {
     let start = samples
         .iter()
         .position(|s| s.unsigned_abs() > 300)
         .unwrap_or(0);
-    let end = (start + 12 * 8000).min(samples.len());
+    let end = (start + 5 * 8000).min(samples.len());
     let wav = d.join(format!("{name}.wav"));
     vb_audio::wav::write(&wav, &vb_audio::Pcm::from_i16(8000, &samples[start..end])).unwrap();
-    words(&peers::transcribe_lenient(&wav, "en", "whisper-tiny.en"))
+    let mut text = String::new();
+    for attempt in 0..4 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(10));
+        }
+        text = words(&peers::transcribe_lenient(&wav, "en", "whisper-tiny.en"));
+        if !text.is_empty() {
+            break;
+        }
+    }
+    text
 }
 
 #[test]
@@ -265,6 +277,10 @@ fn pulse_loopback_caller_barges_in_on_the_greeting() {
     let heard_samples = peers::read_raw(&d.join("heard.raw"));
     let greeting_ms = record["turns"][0]["robot_audio_ms"].as_u64().unwrap();
     let spurt = first_spurt_ms(&heard_samples);
+    eprintln!(
+        "barge-in: the caller heard {spurt} ms of a {greeting_ms} ms greeting; handset {}",
+        record["handset"]
+    );
     assert!(
         spurt > 500 && spurt + 1000 < greeting_ms,
         "the greeting ({greeting_ms} ms) should have been cut by the barge-in; the caller heard {spurt} ms of it"
