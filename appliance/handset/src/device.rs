@@ -58,6 +58,11 @@ pub fn open(name: &str, direction: Direction) -> Result<Device, HandsetError> {
         hw.set_access(Access::RWInterleaved)
             .map_err(fail("interleaved access"))?;
         hw.set_format(Format::s16()).map_err(fail("format S16"))?;
+        // No ALSA rate conversion (the `plug` layer's is linear
+        // interpolation): a device that cannot run at 8 kHz is opened at
+        // its own rate and our band-limited resampler converts. Devices
+        // without the setting (not `plug`) ignore it.
+        let _ = hw.set_rate_resample(false);
         let channels = hw.set_channels_near(1).map_err(fail("channels"))?;
         let rate = hw
             .set_rate_near(LINE_RATE, ValueOr::Nearest)
