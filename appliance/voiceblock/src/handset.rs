@@ -301,7 +301,18 @@ pub fn run(models: &Models, device: Option<String>, args: LineArgs, threads: usi
         handset.playout().flush();
         n += 1;
         println!("voiceblock: conversation {n} started");
-        let record = talk.one(n)?;
+        // A failed conversation is that conversation's failure, as a failed
+        // call is in the daemon: report it and wait for the next caller.
+        let record = match talk.one(n) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(conversation = n, error = %format!("{e:#}"), "handset conversation failed");
+                eprintln!("voiceblock: conversation {n} failed: {e:#}");
+                greet = false;
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
         for t in &record.call.turns {
             if t.index > 0 {
                 println!("caller: {}", t.caller_transcript);
