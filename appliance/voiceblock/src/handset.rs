@@ -293,7 +293,10 @@ pub fn run(models: &Models, device: Option<String>, args: LineArgs, threads: usi
         if !greet {
             match wait_for_speech(&handset, &mut vad, &stop) {
                 Wait::Speech => {}
-                Wait::Lost => continue,
+                Wait::Lost => {
+                    greet = true;
+                    continue;
+                }
                 Wait::Stopped => break,
             }
         }
