@@ -98,6 +98,23 @@ impl<const N: usize> FrameProducer<'_, N> {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// Frames waiting for the consumer (a snapshot: the consumer may take
+    /// some meanwhile, never add).
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// True when nothing waits for the consumer.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// True when a push would be accepted (it stays true until this
+    /// producer pushes: only the consumer changes the ring meanwhile).
+    pub fn has_room(&self) -> bool {
+        self.inner.ready()
+    }
 }
 
 /// The reading end.
@@ -161,6 +178,8 @@ mod tests {
             tx.push(numbered(i));
         }
         assert_eq!((tx.dropped(), rx.len()), (2, 3));
+        assert!(!tx.has_room());
+        assert_eq!(tx.len(), 3);
         let got: Vec<i16> = std::iter::from_fn(|| rx.pop()).map(|f| f[0]).collect();
         assert_eq!(got, vec![0, 1, 2], "the oldest frames are kept, in order");
         assert_eq!(rx.pop_or_silence(), Frame::SILENCE);

@@ -55,6 +55,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Robots { action } => robots_cmd(action),
         Command::Run { line } => crate::daemon::run(&models, line, cli.threads),
         Command::Call { target, line } => crate::daemon::call(&models, &target, line, cli.threads),
+        Command::Handset { device, line } => {
+            crate::handset::run(&models, device, line, cli.threads)
+        }
         Command::Provision(args) => provision_cmd(*args),
         Command::Check(args) => crate::check::command(&models, args),
         Command::Leads { action } => crate::fleet::leads(action),

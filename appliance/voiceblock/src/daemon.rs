@@ -123,11 +123,13 @@ pub struct LineArgs {
 
 /// What `run` needs besides the line: the store, and fleet sync when the
 /// config names a broker.
-struct BoxSetup {
-    db: PathBuf,
+pub(crate) struct BoxSetup {
+    pub(crate) db: PathBuf,
     sync: Option<vb_sync::SyncConfig>,
     api: Option<vb_api::ApiConfig>,
     robots_dir: PathBuf,
+    /// `[device] alsa_device` of the box config (the handset).
+    pub(crate) alsa_device: Option<String>,
 }
 
 /// The API's settings from `--api` (no token: loopback only).
@@ -149,7 +151,7 @@ fn api_from_flag(flag: &str) -> Result<Option<vb_api::ApiConfig>> {
 }
 
 /// Applies the provisioned config (if any) over the flags.
-fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
+pub(crate) fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
     let Some(path) = args.config.clone() else {
         let db = args
             .db
@@ -163,6 +165,7 @@ fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
                 sync: None,
                 api,
                 robots_dir: state_dir().join("robots"),
+                alsa_device: None,
             },
         ));
     };
@@ -211,6 +214,7 @@ fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
             sync,
             api,
             robots_dir: cfg.robots_dir.clone(),
+            alsa_device: cfg.alsa_device.clone(),
         },
     ))
 }
@@ -327,7 +331,7 @@ impl LineArgs {
         })
     }
 
-    fn live_config(&self) -> LiveConfig {
+    pub(crate) fn live_config(&self) -> LiveConfig {
         LiveConfig {
             silence_timeout: Duration::from_secs(self.silence_timeout.max(1)),
             max_duration: Duration::from_secs(self.max_duration.max(5)),
@@ -338,7 +342,7 @@ impl LineArgs {
         }
     }
 
-    fn records_dir(&self) -> PathBuf {
+    pub(crate) fn records_dir(&self) -> PathBuf {
         match &self.records {
             Some(d) => d.clone(),
             None => state_dir().join("calls"),
@@ -347,16 +351,16 @@ impl LineArgs {
 }
 
 /// One call's engines; reused across calls.
-struct Engines {
-    stt: WhisperTranscriber,
-    tts: Tts,
-    voice: String,
+pub(crate) struct Engines {
+    pub(crate) stt: WhisperTranscriber,
+    pub(crate) tts: Tts,
+    pub(crate) voice: String,
 }
 
 /// Engines for up to `max_calls` calls, created on first use and kept.
-struct Pool {
+pub(crate) struct Pool {
     models: Models,
-    model: String,
+    pub(crate) model: String,
     threads: usize,
     language: String,
     free: Mutex<Vec<Engines>>,
@@ -365,7 +369,7 @@ struct Pool {
     stt_model: Mutex<Option<vb_stt::WhisperModel>>,
     /// The robot's model endpoint and breaker, shared by every call (its
     /// clones share the HTTP client and the breaker).
-    llm: Option<vb_llm::LlmEngine>,
+    pub(crate) llm: Option<vb_llm::LlmEngine>,
 }
 
 impl Pool {
@@ -386,14 +390,14 @@ impl Pool {
         Ok(Engines { stt, tts, voice })
     }
 
-    fn take(&self) -> Result<Engines> {
+    pub(crate) fn take(&self) -> Result<Engines> {
         if let Some(e) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(e);
         }
         self.open()
     }
 
-    fn give(&self, e: Engines) {
+    pub(crate) fn give(&self, e: Engines) {
         self.free.lock().unwrap_or_else(|e| e.into_inner()).push(e);
     }
 }
@@ -761,25 +765,25 @@ fn rss_bytes() -> Option<u64> {
 
 /// Where a finished call goes: its JSON file, the store (whose outbox the
 /// sync agent delivers to the fleet), and the status counters.
-struct CallSink {
-    records: PathBuf,
-    store: Arc<Store>,
-    sync: Option<SyncHandle>,
-    status: Arc<DaemonStatus>,
+pub(crate) struct CallSink {
+    pub(crate) records: PathBuf,
+    pub(crate) store: Arc<Store>,
+    pub(crate) sync: Option<SyncHandle>,
+    pub(crate) status: Arc<DaemonStatus>,
 }
 
 impl CallSink {
     /// Keeps the record: JSON first (a store failure, e.g. a full disk,
     /// still leaves the file), then the store in one transaction, then a
     /// wake-up for the sync agent.
-    fn keep(&self, record: &SipCallRecord) -> Result<()> {
+    pub(crate) fn keep<R: KeptCall>(&self, record: &R) -> Result<()> {
         let file = write_record(&self.records, record);
         let mut row = crate::fleet::new_call(
-            &record.call,
-            Some(record.from.clone()),
-            Timestamp(record.started_ms as i64),
+            record.call(),
+            record.caller(),
+            Timestamp(record.started_ms() as i64),
         );
-        // The whole record, with the SIP and RTP facts, goes with the call.
+        // The whole record, with the transport's facts, goes with the call.
         if let Ok(full) = serde_json::to_value(record) {
             row.record = full;
         }
@@ -791,23 +795,58 @@ impl CallSink {
         let id = stored.with_context(|| {
             format!(
                 "storing call {} (its record is in {})",
-                record.call_id,
+                record.call_id(),
                 file.display()
             )
         })?;
         // An outbound queue call: its job and attempt point at the stored
         // call from now on (they had the SIP Call-ID while it ran).
-        if record.direction == "outbound" {
-            if let Err(e) = self.store.queue_link_call(&record.call_id, &id) {
-                tracing::warn!(call_id = %record.call_id, error = %e, "outbound queue: linking the stored call");
+        if record.placed_by_box() {
+            if let Err(e) = self.store.queue_link_call(record.call_id(), &id) {
+                tracing::warn!(call_id = %record.call_id(), error = %e, "outbound queue: linking the stored call");
             }
         }
-        tracing::debug!(call_id = %record.call_id, stored = %id, file = %file.display(), "call kept");
+        tracing::debug!(call_id = %record.call_id(), stored = %id, file = %file.display(), "call kept");
         Ok(())
     }
 }
 
-fn unix_ms(t: SystemTime) -> u64 {
+/// A finished call as the sink keeps it, whatever line carried it (SIP,
+/// the handset): the call loop's record plus the transport's facts.
+pub(crate) trait KeptCall: Serialize {
+    /// Unique id: the SIP Call-ID, or one made up by the transport.
+    fn call_id(&self) -> &str;
+    /// Unix ms when the call started.
+    fn started_ms(&self) -> u64;
+    /// Who called, if known.
+    fn caller(&self) -> Option<String>;
+    /// The call loop's record.
+    fn call(&self) -> &CallRecord;
+    /// Whether the box placed the call (the outbound queue or a test call).
+    fn placed_by_box(&self) -> bool {
+        false
+    }
+}
+
+impl KeptCall for SipCallRecord {
+    fn call_id(&self) -> &str {
+        &self.call_id
+    }
+    fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+    fn caller(&self) -> Option<String> {
+        Some(self.from.clone())
+    }
+    fn call(&self) -> &CallRecord {
+        &self.call
+    }
+    fn placed_by_box(&self) -> bool {
+        self.direction == "outbound"
+    }
+}
+
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
@@ -917,15 +956,15 @@ fn serve_call(
     Ok(record)
 }
 
-fn write_record(dir: &Path, record: &SipCallRecord) -> Result<PathBuf> {
+fn write_record<R: KeptCall>(dir: &Path, record: &R) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let safe: String = record
-        .call_id
+        .call_id()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .take(64)
         .collect();
-    let path = dir.join(format!("{}-{safe}.json", record.started_ms));
+    let path = dir.join(format!("{}-{safe}.json", record.started_ms()));
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(record)? + "\n";
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
@@ -964,7 +1003,7 @@ fn start_call_thread(call: Call, c: &Calling) -> Result<()> {
 }
 
 /// Opens (creating its folder) the store every call is kept in.
-fn open_store(db: &Path) -> Result<Arc<Store>> {
+pub(crate) fn open_store(db: &Path) -> Result<Arc<Store>> {
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -973,7 +1012,7 @@ fn open_store(db: &Path) -> Result<Arc<Store>> {
     })?))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("vb-net")
@@ -986,7 +1025,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// the greeting rendered into its phrase cache, before taking calls: the
 /// tenth caller of ten at once hears the greeting as soon as the first
 /// (loading an engine set when a call arrives took seconds under load).
-fn prepare(
+pub(crate) fn prepare(
     models: &Models,
     args: &LineArgs,
     threads: usize,

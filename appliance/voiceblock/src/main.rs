@@ -9,6 +9,8 @@
 //!                    ├─ transcribe FILE                          (vb-vad segments ─► vb-stt)
 //!                    ├─ say TEXT                                 (vb-tts)
 //!                    ├─ converse  --demo | --caller WAV...       (vb-call over all engines)
+//!                    ├─ run | call                               (SIP line ─► vb-call, daemon)
+//!                    ├─ handset   --device NAME                  (ALSA handset ─► vb-call, vb-handset)
 //!                    ├─ robots    list | check DIR               (vb-dialog)
 //!                    ├─ bench     stt | tts | turn               (docs/benchmarks.md)
 //!                    ├─ leads     export --csv|--json            (vb-store)
@@ -20,6 +22,7 @@
 //! - [`systemd`]: sd_notify and the health-gated watchdog for `Type=notify`.
 //! - [`config`]: the box's config and secrets ([`provision`] writes them, [`check`] validates an install).
 //! - [`fleet`]: store and fleet commands, and call record -> store rows.
+//! - [`handset`]: `voiceblock handset`, the robot on a local ALSA device.
 //! - [`logring`]: the last log lines in memory, for the fleet's `logs` command.
 
 mod bench;
@@ -28,6 +31,7 @@ mod commands;
 mod config;
 mod daemon;
 mod fleet;
+mod handset;
 mod logring;
 mod outbound;
 mod provision;
@@ -133,6 +137,20 @@ pub enum Command {
         /// Who to call.
         target: String,
         /// Line, robot and limits.
+        #[command(flatten)]
+        line: daemon::LineArgs,
+    },
+    /// Converse on a local ALSA device (a USB phone or headset): the robot
+    /// greets, talks with whoever picks it up (barge-in included), keeps
+    /// each conversation as a call record, then waits for speech to start
+    /// the next. Survives the device being unplugged. Ctrl-C or SIGTERM
+    /// stops it. The SIP flags do not apply.
+    Handset {
+        /// ALSA device name (`arecord -L`), e.g. `plughw:CARD=Device`;
+        /// default: the box config's `[device] alsa_device`, else `default`.
+        #[arg(long)]
+        device: Option<String>,
+        /// Robot, models, records, store and limits (as for `run`).
         #[command(flatten)]
         line: daemon::LineArgs,
     },

@@ -438,7 +438,7 @@ fn three_thousand_mutated_requests_do_not_take_the_daemon_down() {
             );
         }
     }
-    let seed = 0x5eed_0f_f022_u64;
+    let seed = 0x005e_ed0f_f022_u64;
     let mut rng = Rng(seed);
     let alive = |daemon: &mut peers::Proc, uac: &mut Uac, at: usize| {
         assert!(

@@ -75,11 +75,11 @@ fn ready_watchdog_pings_stop_when_a_call_wedges_and_stopping() {
         ],
         d,
         &[
-            ("NOTIFY_SOCKET", notify.as_str()),
+            ("NOTIFY_SOCKET", notify.clone()),
             // 10 s: a ping every 5 s.
-            ("WATCHDOG_USEC", "10000000"),
+            ("WATCHDOG_USEC", "10000000".to_string()),
             // Each call's listener blocks for good after 3 s of frames.
-            ("VOICEBLOCK_FAULT_WEDGE_AFTER_FRAMES", "150"),
+            ("VOICEBLOCK_FAULT_WEDGE_AFTER_FRAMES", "150".to_string()),
         ],
     );
     let mut seen = Vec::new();

@@ -215,10 +215,19 @@ pub fn kamailio(dir: &Path) -> (Proc, u16) {
 
 /// A PulseAudio daemon with a null sink, for baresip's paced player.
 pub fn pulse(dir: &Path) -> (Proc, PathBuf) {
+    pulse_with(dir, &[])
+}
+
+/// [`pulse`] with more modules loaded at start (e.g. a second null sink),
+/// so they exist as soon as its socket does.
+pub fn pulse_with(dir: &Path, modules: &[&str]) -> (Proc, PathBuf) {
     need("pulseaudio");
     let runtime = dir.join("pulse");
     std::fs::create_dir_all(&runtime).unwrap();
     let socket = runtime.join("native");
+    // A restart on the same folder (the handset's unplug test): wait for
+    // the new server's socket, not the old one.
+    let _ = std::fs::remove_file(&socket);
     let mut cmd = Command::new("pulseaudio");
     cmd.args([
         "-n",
@@ -234,11 +243,14 @@ pub fn pulse(dir: &Path) -> (Proc, PathBuf) {
     .arg(format!(
         "module-native-protocol-unix auth-anonymous=1 socket={}",
         socket.display()
-    ))
-    .env("HOME", dir)
-    .env("PULSE_RUNTIME_PATH", &runtime)
-    .env("PULSE_STATE_PATH", &runtime)
-    .env("XDG_RUNTIME_DIR", &runtime);
+    ));
+    for m in modules {
+        cmd.arg("-L").arg(m);
+    }
+    cmd.env("HOME", dir)
+        .env("PULSE_RUNTIME_PATH", &runtime)
+        .env("PULSE_STATE_PATH", &runtime)
+        .env("XDG_RUNTIME_DIR", &runtime);
     let proc = Proc::spawn("pulseaudio", cmd, dir);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !socket.exists() {
@@ -361,10 +373,11 @@ pub fn voiceblock(name: &str, args: &[String], dir: &Path) -> Proc {
     voiceblock_env(name, args, dir, &[])
 }
 
-/// [`voiceblock`] with extra environment variables.
-pub fn voiceblock_env(name: &str, args: &[String], dir: &Path, env: &[(&str, &str)]) -> Proc {
+/// [`voiceblock`] with extra environment (e.g. `HOME` for an asoundrc,
+/// `PULSE_SERVER`).
+pub fn voiceblock_env(name: &str, args: &[String], dir: &Path, env: &[(&str, String)]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voiceblock"));
-    cmd.envs(env.iter().copied());
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd.args(args);
     // Daemons started here get no HTTP API unless the test asks for one
     // (`--api`, or a box config naming its address): the default port is
@@ -487,4 +500,73 @@ pub fn http(
 /// `GET path` on the box's API.
 pub fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     http(port, "GET", path, token, None)
+}
+
+/// The model cache as the test process sees it, for a child whose `HOME`
+/// is changed (the models stay where they are).
+pub fn models_dir() -> String {
+    std::env::var("VOICEBLOCK_MODELS")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+            format!("{home}/.cache/voiceblock/models")
+        })
+}
+
+/// Writes a WAV's samples as raw 8 kHz signed 16-bit little-endian mono
+/// (what the ALSA `file` plugin's `infile` and `pacat --raw` take).
+pub fn wav_to_raw(wav: &Path, raw: &Path) {
+    let pcm = vb_audio::wav::read(wav).expect("read wav");
+    let pcm = vb_audio::resample(&pcm, 8000).expect("resample");
+    let bytes: Vec<u8> = pcm.to_i16().iter().flat_map(|s| s.to_le_bytes()).collect();
+    std::fs::write(raw, bytes).expect("write raw");
+}
+
+/// Reads raw 8 kHz S16LE mono.
+pub fn read_raw(raw: &Path) -> Vec<i16> {
+    std::fs::read(raw)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// What `voiceblock transcribe --model MODEL` printed, even when a later
+/// utterance overran the transcriber's deadline (a loaded machine): the
+/// lines before it are still what was said.
+pub fn transcribe_lenient(wav: &Path, lang: &str, model: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_voiceblock"))
+        .args(["transcribe", "--lang", lang, "--model", model])
+        .arg(wav)
+        .output()
+        .expect("voiceblock transcribe");
+    if !out.status.success() {
+        eprintln!(
+            "transcribe {}: {}",
+            wav.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).to_lowercase()
+}
+
+/// Writes raw 8 kHz S16LE mono as a WAV (for `transcribe`).
+pub fn raw_to_wav(raw: &Path, wav: &Path) {
+    let pcm = vb_audio::Pcm::from_i16(8000, &read_raw(raw));
+    vb_audio::wav::write(wav, &pcm).expect("write wav");
+}
+
+/// `pactl` against the test's pulseaudio.
+pub fn pactl(socket: &Path, args: &[&str]) {
+    let out = Command::new("pactl")
+        .args(args)
+        .env("PULSE_SERVER", format!("unix:{}", socket.display()))
+        .output()
+        .expect("pactl");
+    assert!(
+        out.status.success(),
+        "pactl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
