@@ -1178,6 +1178,10 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             agent: agent.clone(),
             policy,
             max_calls: args.max_calls,
+            in_progress: {
+                let status = status.clone();
+                Arc::new(move || status.active.load(Ordering::Relaxed))
+            },
             wake: status.queue_wake.clone(),
             simulate: args.dev,
         };

@@ -42,6 +42,9 @@ pub(crate) struct Dialler {
     pub policy: Policy,
     /// The daemon's call limit.
     pub max_calls: usize,
+    /// Calls whose loop is still running (it outlives the SIP dialog by the
+    /// summary and the store write, and holds an engine set until then).
+    pub in_progress: Arc<dyn Fn() -> usize + Send + Sync>,
     /// Woken by the API and the fleet when the queue changes.
     pub wake: Arc<Notify>,
     /// Dev mode: log each call instead of dialling it, and finish the job
@@ -117,7 +120,8 @@ fn next_step(
     if !d.store.queue_running()? {
         return Ok(IDLE_POLL);
     }
-    if d.agent.active_calls() + starting.load(Ordering::SeqCst) >= d.max_calls {
+    let busy = d.agent.active_calls().max((d.in_progress)());
+    if busy + starting.load(Ordering::SeqCst) >= d.max_calls {
         // Full: a line frees up when a call ends; look each second.
         return Ok(Duration::from_secs(1));
     }
