@@ -110,28 +110,7 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     }
 
     // Another box calls this one and hangs up after 12 s.
-    let caller_port = peers::free_port_pair();
-    let caller_rtp = peers::free_port_pair();
-    let mut caller = peers::voiceblock(
-        "voiceblock-call",
-        &[
-            "call".into(),
-            format!("sip:robot@127.0.0.1:{box_port}"),
-            "--listen".into(),
-            format!("127.0.0.1:{caller_port}"),
-            "--user".into(),
-            "caller".into(),
-            "--rtp-ports".into(),
-            format!("{caller_rtp}-{}", caller_rtp + 9),
-            "--max-duration".into(),
-            "12".into(),
-            "--records".into(),
-            d.join("caller-calls").display().to_string(),
-            "--db".into(),
-            d.join("caller.db").display().to_string(),
-        ],
-        d,
-    );
+    let mut caller = peers::box_caller("voiceblock-call", box_port, 12, d);
     let code = caller.wait_exit(Duration::from_secs(150));
     assert_eq!(
         code,

@@ -498,28 +498,7 @@ fn dev_mode_simulates_outbound_calls_and_logs_every_turn() {
         .unwrap();
 
     // An inbound call (the caller hangs up after 12 s): its turns are logged.
-    let caller_port = peers::free_port_pair();
-    let caller_rtp = peers::free_port_pair();
-    let mut caller = peers::voiceblock(
-        "voiceblock-caller",
-        &[
-            "call".into(),
-            format!("sip:robot@127.0.0.1:{sip}"),
-            "--listen".into(),
-            format!("127.0.0.1:{caller_port}"),
-            "--user".into(),
-            "caller".into(),
-            "--rtp-ports".into(),
-            format!("{caller_rtp}-{}", caller_rtp + 9),
-            "--max-duration".into(),
-            "12".into(),
-            "--records".into(),
-            d.join("caller-calls").display().to_string(),
-            "--db".into(),
-            d.join("caller.db").display().to_string(),
-        ],
-        d,
-    );
+    let mut caller = peers::box_caller("voiceblock-caller", sip, 12, d);
     assert_eq!(
         caller.wait_exit(Duration::from_secs(150)),
         Some(0),

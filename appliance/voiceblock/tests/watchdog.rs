@@ -94,27 +94,7 @@ fn ready_watchdog_pings_stop_when_a_call_wedges_and_stopping() {
     );
 
     // A call whose loop wedges 3 s in.
-    let (caller_port, caller_rtp) = (peers::free_port_pair(), peers::free_port_pair());
-    let mut caller = peers::voiceblock(
-        "voiceblock-caller",
-        &[
-            "call".into(),
-            format!("sip:robot@127.0.0.1:{sip}"),
-            "--listen".into(),
-            format!("127.0.0.1:{caller_port}"),
-            "--user".into(),
-            "caller".into(),
-            "--rtp-ports".into(),
-            format!("{caller_rtp}-{}", caller_rtp + 9),
-            "--max-duration".into(),
-            "40".into(),
-            "--records".into(),
-            d.join("caller-calls").display().to_string(),
-            "--db".into(),
-            d.join("caller.db").display().to_string(),
-        ],
-        d,
-    );
+    let mut caller = peers::box_caller("voiceblock-caller", sip, 40, d);
     daemon
         .wait_for("the listener wedges now", Duration::from_secs(90))
         .unwrap();

@@ -570,3 +570,30 @@ pub fn pactl(socket: &Path, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Another box calling the box under test: `voiceblock call
+/// sip:robot@127.0.0.1:<box_port>` with its own ports, records and store in
+/// `dir`, hanging up after `max_duration_s`.
+pub fn box_caller(name: &str, box_port: u16, max_duration_s: u32, dir: &Path) -> Proc {
+    let (port, rtp) = (free_port_pair(), free_port_pair());
+    voiceblock(
+        name,
+        &[
+            "call".into(),
+            format!("sip:robot@127.0.0.1:{box_port}"),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--user".into(),
+            "caller".into(),
+            "--rtp-ports".into(),
+            format!("{rtp}-{}", rtp + 9),
+            "--max-duration".into(),
+            max_duration_s.to_string(),
+            "--records".into(),
+            dir.join(format!("{name}-calls")).display().to_string(),
+            "--db".into(),
+            dir.join(format!("{name}.db")).display().to_string(),
+        ],
+        dir,
+    )
+}
