@@ -79,6 +79,33 @@ pub(crate) struct Shared {
     health: Vec<Arc<dyn HealthSource>>,
     queue_wake: Option<Arc<tokio::sync::Notify>>,
     test_calls: Option<Arc<dyn TestCalls>>,
+    robot_switch: Option<Arc<dyn RobotSwitch>>,
+}
+
+/// Switches the robot in force for `POST /api/robots/{name}/activate`.
+pub trait RobotSwitch: Send + Sync {
+    /// The name of the robot new calls use.
+    fn active(&self) -> String;
+    /// Loads and validates robot `name` and puts it in force; the answer
+    /// says when it takes effect.
+    fn activate(&self, name: &str) -> Result<serde_json::Value, ActivateError>;
+}
+
+/// Why a robot could not be activated.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivateError {
+    /// Not a robot name.
+    #[error("{0:?} is not a robot name (1-64 of a-z, 0-9, '-', '_')")]
+    BadName(String),
+    /// No folder and no built-in of that name.
+    #[error("no robot {0:?} (neither a folder under the robots directory nor a built-in)")]
+    NotFound(String),
+    /// It does not validate; every problem listed.
+    #[error("the robot does not validate: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Places a test call for `POST /api/calls/test` (the daemon's SIP agent).
@@ -98,6 +125,7 @@ pub struct AppState {
     health: Vec<Arc<dyn HealthSource>>,
     queue_wake: Option<Arc<tokio::sync::Notify>>,
     test_calls: Option<Arc<dyn TestCalls>>,
+    robot_switch: Option<Arc<dyn RobotSwitch>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -129,7 +157,15 @@ impl AppState {
             health: Vec::new(),
             queue_wake: None,
             test_calls: None,
+            robot_switch: None,
         }
+    }
+
+    /// Lets `POST /api/robots/{name}/activate` switch the robot (without
+    /// it: 503), and marks the robot in force in `GET /api/robots`.
+    pub fn with_robot_switch(mut self, switch: Arc<dyn RobotSwitch>) -> AppState {
+        self.robot_switch = Some(switch);
+        self
     }
 
     /// Lets `POST /api/calls/test` place calls (without it: 503).
@@ -178,6 +214,7 @@ impl AppState {
             health: self.health,
             queue_wake: self.queue_wake,
             test_calls: self.test_calls,
+            robot_switch: self.robot_switch,
         }
     }
 }

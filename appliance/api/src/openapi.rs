@@ -156,6 +156,15 @@ pub const DOCUMENT: &str = r##"{
       "delete": { "summary": "Take a number off the do-not-call list (blocked jobs stay blocked).", "parameters": [ { "name": "number", "in": "path", "required": true, "schema": { "type": "string" } } ], "responses": {
         "200": { "description": "Removed.", "content": { "application/json": { "schema": { "type": "object" } } } }, "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "429": { "$ref": "#/components/responses/TooManyRequests" } } }
     },
+    "/api/robots/{name}/activate": {
+      "post": { "summary": "Make robot `name` (a folder under the robots directory, else a built-in) the one new calls use; calls under way keep theirs. Remembered across restarts. A robot in another language than the running engines takes effect at the next start (the answer says so).", "parameters": [ { "name": "name", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[a-z0-9_-]{1,64}$" } } ],
+        "responses": {
+        "200": { "description": "Activated.", "content": { "application/json": { "schema": { "type": "object", "properties": { "active": { "type": "string" }, "takes_effect": { "enum": ["now", "at the next start"] }, "why": { "type": "string" } } } } } },
+        "400": { "$ref": "#/components/responses/BadRequest" }, "404": { "$ref": "#/components/responses/NotFound" },
+        "422": { "description": "The robot does not validate; every problem listed.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+        "503": { "description": "No daemon behind this API.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+        "401": { "$ref": "#/components/responses/Unauthorized" }, "429": { "$ref": "#/components/responses/TooManyRequests" } } }
+    },
     "/api/openapi.json": {
       "get": { "summary": "This document.", "responses": { "200": { "description": "OpenAPI 3.1.", "content": { "application/json": { "schema": { "type": "object" } } } }, "401": { "$ref": "#/components/responses/Unauthorized" } } }
     },

@@ -85,6 +85,12 @@ pub(crate) fn routes() -> Vec<Route> {
         route("get", "/api/leads/{id}", Token, get(lead)),
         route("get", "/api/robots", Token, get(robots)),
         route("post", "/api/robots/validate", Token, post(validate_robot)),
+        route(
+            "post",
+            "/api/robots/{name}/activate",
+            Token,
+            post(activate_robot),
+        ),
         route("get", "/api/queue", Token, get(queue::list)),
         route("post", "/api/queue", Token, post(queue::add)),
         route("post", "/api/queue/bulk", Token, post(queue::bulk)),
@@ -365,6 +371,7 @@ fn robot_folders(dir: &Path) -> Result<Vec<String>, std::io::Error> {
 }
 
 async fn robots(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, Problem> {
+    let active = shared.robot_switch.as_ref().map(|s| s.active());
     let list = blocking("listing robots", move || {
         let dir = &shared.robots_dir;
         let folders = robot_folders(dir).map_err(|e| Problem::internal("listing robots", &e))?;
@@ -383,7 +390,46 @@ async fn robots(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, Proble
         Ok(list)
     })
     .await?;
-    Ok(Json(json!({ "robots": list })))
+    let list: Vec<Value> = list
+        .into_iter()
+        .map(|mut r| {
+            if let Some(a) = &active {
+                r["active"] = json!(r["name"].as_str() == Some(a.as_str()));
+            }
+            r
+        })
+        .collect();
+    Ok(Json(json!({ "robots": list, "active": active })))
+}
+
+/// `POST /api/robots/{name}/activate`: new calls use robot `name`.
+async fn activate_robot(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<Value>, Problem> {
+    use crate::ActivateError;
+    let Some(switch) = shared.robot_switch.clone() else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no daemon serves this API: robots are activated in `voiceblock run`",
+        ));
+    };
+    let answer = blocking("activating a robot", move || {
+        switch.activate(&name).map_err(|e| match &e {
+            ActivateError::BadName(_) => {
+                Problem::bad_request(e.to_string()).with_limit(MAX_ROBOT_NAME)
+            }
+            ActivateError::NotFound(_) => Problem::not_found(e.to_string()),
+            ActivateError::Invalid(_) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            ActivateError::Other(_) => {
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+        })
+    })
+    .await?;
+    Ok(Json(answer))
 }
 
 /// Body of `POST /api/robots/validate`: a robot folder by name, or

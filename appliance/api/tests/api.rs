@@ -44,7 +44,36 @@ impl vb_api::TestCalls for TestCallQueue {
     }
 }
 
+/// The daemon's robot switch as the API sees it: knows `front-desk` and the
+/// built-ins, refuses `broken`.
+#[derive(Default)]
+struct Switch(std::sync::Mutex<Option<String>>);
+
+impl vb_api::RobotSwitch for Switch {
+    fn active(&self) -> String {
+        self.0
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| "reception-en".into())
+    }
+    fn activate(&self, name: &str) -> Result<Value, vb_api::ActivateError> {
+        match name {
+            "front-desk" | "reception-en" | "reception-ru" => {
+                *self.0.lock().unwrap() = Some(name.into());
+                Ok(json!({ "active": name, "takes_effect": "now" }))
+            }
+            "broken" => Err(vb_api::ActivateError::Invalid(vec![
+                "language: \"fr\" is not valid".into(),
+            ])),
+            n if n.contains('.') => Err(vb_api::ActivateError::BadName(n.into())),
+            n => Err(vb_api::ActivateError::NotFound(n.into())),
+        }
+    }
+}
+
 struct Server {
+    switch: Arc<Switch>,
     test_calls: Arc<TestCallQueue>,
     base: String,
     http: Client,
@@ -178,11 +207,14 @@ async fn start_with(config: ApiConfig, health: Option<Arc<dyn HealthSource>>) ->
     }
     let test_calls = Arc::new(TestCallQueue::default());
     state = state.with_test_calls(test_calls.clone());
+    let switch = Arc::new(Switch::default());
+    state = state.with_robot_switch(switch.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(vb_api::serve(listener, state, cancel.clone()));
     Server {
+        switch,
         test_calls,
         base: format!("http://{addr}"),
         http: Client::builder().build().unwrap(),
@@ -216,6 +248,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/api/leads/c1"),
     ("GET", "/api/robots"),
     ("POST", "/api/robots/validate"),
+    ("POST", "/api/robots/front-desk/activate"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/queue"),
     ("POST", "/api/queue"),
@@ -679,6 +712,7 @@ async fn every_route_in_the_openapi_document_is_served() {
             } else {
                 path.replace("{id}", "c1")
                     .replace("{number}", "+15550100002")
+                    .replace("{name}", "front-desk")
             };
             let body = match path.as_str() {
                 "/api/queue" => json!({"number": "+15550100001"}),
@@ -720,7 +754,8 @@ async fn every_route_in_the_openapi_document_is_served() {
         let template = path
             .replace("/c1", "/{id}")
             .replace("/x", "/{id}")
-            .replace("/+15551234567", "/{number}");
+            .replace("/+15551234567", "/{number}")
+            .replace("/front-desk/activate", "/{name}/activate");
         assert!(
             served.iter().any(|(m, p)| m == method && *p == template),
             "{method} {path} is not documented"
@@ -1164,6 +1199,47 @@ async fn test_calls_are_queued_checked_and_refused_when_busy() {
     assert_eq!(
         *s.test_calls.0.lock().unwrap(),
         vec!["+15550100001".to_string(), "sip:a@b".to_string()]
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn robots_are_activated_and_the_active_one_is_marked() {
+    let s = start().await;
+    let (st, v) = s
+        .post_json("/api/robots/front-desk/activate", &json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["takes_effect"], "now");
+    let (_, v) = s.get_json("/api/robots").await;
+    assert_eq!(v["active"], "front-desk", "{v}");
+    let marked: Vec<&str> = v["robots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["active"] == true)
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, vec!["front-desk"]);
+    for (name, want, needle) in [
+        (
+            "broken",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "does not validate",
+        ),
+        ("nobody", StatusCode::NOT_FOUND, "no robot"),
+        ("a.b", StatusCode::BAD_REQUEST, "not a robot name"),
+    ] {
+        let (st, v) = s
+            .post_json(&format!("/api/robots/{name}/activate"), &json!({}))
+            .await;
+        assert_eq!(st, want, "{name}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(needle), "{name}: {v}");
+    }
+    assert_eq!(
+        s.switch.0.lock().unwrap().as_deref(),
+        Some("front-desk"),
+        "unchanged by refusals"
     );
     s.stop().await;
 }

@@ -976,7 +976,8 @@ fn write_record<R: KeptCall>(dir: &Path, record: &R) -> Result<PathBuf> {
 #[derive(Clone)]
 struct Calling {
     pool: Arc<Pool>,
-    robot: Arc<Robot>,
+    /// The robot in force when a call starts.
+    robot: Arc<crate::robots::ActiveRobot>,
     live: LiveConfig,
     sink: Arc<CallSink>,
     runtime: tokio::runtime::Handle,
@@ -991,7 +992,8 @@ fn start_call_thread(call: Call, c: &Calling) -> Result<()> {
         .spawn(move || {
             let call_id = call.info.call_id.clone();
             c.sink.status.call_started();
-            let result = serve_call(call, &c.pool, &c.robot, &c.live, &c.sink, c.runtime);
+            let robot = c.robot.get();
+            let result = serve_call(call, &c.pool, &robot, &c.live, &c.sink, c.runtime);
             c.sink.status.call_ended(result.as_ref().ok());
             match result {
                 Ok(r) => tracing::info!(%call_id, end = %r.call.end_reason, turns = r.call.turns.len(), "call ended"),
@@ -1063,7 +1065,7 @@ pub(crate) fn prepare(
 
 /// `voiceblock run`: the daemon.
 pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
-    let (args, setup) = resolve(args)?;
+    let (mut args, setup) = resolve(args)?;
     if setup.robots_dir.is_dir() {
         // A power cut in the middle of a robot update from the fleet: put
         // the folder right before the robot is loaded from it.
@@ -1071,7 +1073,23 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             eprintln!("voiceblock: robot {name}: restored the previous folder after an interrupted update");
         }
     }
+    // A robot an operator activated over the API wins over the configured one.
+    let active_file = state_dir().join("active-robot");
+    if let Some(spec) = crate::robots::ActiveRobot::remembered(&active_file, &setup.robots_dir) {
+        if spec != args.robot {
+            println!(
+                "voiceblock: robot {spec} (activated over the API; {} holds the choice)",
+                active_file.display()
+            );
+            args.robot = spec;
+        }
+    }
     let (pool, robot) = prepare(models, &args, threads, args.max_calls)?;
+    let active = Arc::new(crate::robots::ActiveRobot::new(
+        robot.clone(),
+        setup.robots_dir.clone(),
+        active_file,
+    ));
     let live = args.live_config();
     let rt = runtime()?;
     let handle = rt.handle().clone();
@@ -1121,7 +1139,8 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                         Some(status.clone()),
                         Some(setup.robots_dir.clone()),
                     )
-                    .with_test_calls(test_tx),
+                    .with_test_calls(test_tx)
+                    .with_robot(active.clone()),
                 );
                 println!(
                     "voiceblock: fleet sync to {} as {}",
@@ -1159,7 +1178,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         });
         let calling = Calling {
             pool: pool.clone(),
-            robot: robot.clone(),
+            robot: active.clone(),
             live: live.clone(),
             sink,
             runtime: handle.clone(),
@@ -1167,8 +1186,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         let (agent, mut calls) = SipAgent::start(args.sip_config()?, cancel.clone()).await?;
         // The outbound queue: dialled through the same agent, so inbound and
         // outbound calls share the call limit.
-        let policy = robot.config.outbound.clone();
-        match crate::outbound::recover(&store, &policy) {
+        match crate::outbound::recover(&store, &robot.config.outbound) {
             Ok(0) => {}
             Ok(n) => println!("voiceblock: outbound queue: {n} attempt(s) cut off by the last stop, marked interrupted"),
             Err(e) => tracing::error!(error = %e, "outbound queue: recovering interrupted attempts"),
@@ -1176,7 +1194,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         let dialler = crate::outbound::Dialler {
             store: store.clone(),
             agent: agent.clone(),
-            policy,
+            robot: active.clone(),
             max_calls: args.max_calls,
             in_progress: {
                 let status = status.clone();
@@ -1208,7 +1226,8 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                 )
                 .with_health(Arc::new(Readiness(status.clone())))
                 .with_queue_wake(status.queue_wake.clone())
-                .with_test_calls(api_test_calls.clone());
+                .with_test_calls(api_test_calls.clone())
+                .with_robot_switch(active.clone());
                 Some(tokio::spawn(vb_api::serve(listener, state, cancel.child_token())))
             }
             None => None,

@@ -273,6 +273,8 @@ pub(crate) struct BoxDevice {
     robots_dir: Option<PathBuf>,
     /// The daemon's queue of test calls to place (`None`: no telephony).
     test_calls: Option<tokio::sync::mpsc::Sender<String>>,
+    /// The daemon's robot in force, reloaded when its folder is updated.
+    robot: Option<Arc<crate::robots::ActiveRobot>>,
 }
 
 impl BoxDevice {
@@ -292,12 +294,19 @@ impl BoxDevice {
             daemon,
             robots_dir,
             test_calls: None,
+            robot: None,
         }
     }
 
     /// Test calls go to the daemon through `tx`.
     pub(crate) fn with_test_calls(mut self, tx: tokio::sync::mpsc::Sender<String>) -> BoxDevice {
         self.test_calls = Some(tx);
+        self
+    }
+
+    /// The daemon's robot in force (a robot update for it reloads it).
+    pub(crate) fn with_robot(mut self, robot: Arc<crate::robots::ActiveRobot>) -> BoxDevice {
+        self.robot = Some(robot);
         self
     }
 
@@ -375,12 +384,15 @@ impl Device for BoxDevice {
         self.robots_dir.clone()
     }
     fn robot_installed(&self, name: &str, dir: &Path) -> Result<Value, String> {
-        // The daemon loads its robot at start: a new folder answers calls
-        // from the next start (or `reload`) on.
-        let active = self.daemon.is_some();
-        Ok(
-            json!({ "installed": dir, "name": name, "takes_effect": if active { "at the next start" } else { "when the daemon loads it" } }),
-        )
+        // In the daemon, an update of the robot in force is loaded for the
+        // next call; another robot waits to be activated.
+        let mut answer = match &self.robot {
+            Some(robot) => robot.installed(name),
+            None => json!({ "takes_effect": "when the daemon loads it" }),
+        };
+        answer["installed"] = json!(dir);
+        answer["name"] = json!(name);
+        Ok(answer)
     }
     fn place_test_call(&self, target: &str) -> Result<Value, String> {
         let Some(tx) = &self.test_calls else {

@@ -35,6 +35,7 @@ mod handset;
 mod logring;
 mod outbound;
 mod provision;
+mod robots;
 mod systemd;
 
 use std::path::PathBuf;

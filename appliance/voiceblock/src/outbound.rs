@@ -38,8 +38,9 @@ pub(crate) struct Dialler {
     pub store: Arc<Store>,
     /// The SIP agent (its call limit is shared with inbound calls).
     pub agent: SipAgent,
-    /// The calling window and retry rule of the robot that places the calls.
-    pub policy: Policy,
+    /// The robot in force: its `[outbound]` policy is the calling window
+    /// and retry rule (read at each step, so an activation applies at once).
+    pub robot: Arc<crate::robots::ActiveRobot>,
     /// The daemon's call limit.
     pub max_calls: usize,
     /// Calls whose loop is still running (it outlives the SIP dialog by the
@@ -117,6 +118,7 @@ fn next_step(
     cancel: &CancellationToken,
     on_answer: impl Fn(vb_sip::Call) + Send + Sync + 'static,
 ) -> Result<Duration, vb_store::StoreError> {
+    let policy = d.robot.get().config.outbound.clone();
     if !d.store.queue_running()? {
         return Ok(IDLE_POLL);
     }
@@ -126,13 +128,13 @@ fn next_step(
         return Ok(Duration::from_secs(1));
     }
     let now = Timestamp::now().0;
-    let open = d.policy.next_open(now);
+    let open = policy.next_open(now);
     if open > now {
         return Ok(until(now, open));
     }
     let Some(claimed) = d.store.queue_claim(now)? else {
         return Ok(match d.store.queue_next_due()? {
-            Some(due) => until(now, d.policy.next_open(due.max(now))),
+            Some(due) => until(now, policy.next_open(due.max(now))),
             None => IDLE_POLL,
         });
     };
@@ -189,7 +191,7 @@ fn next_step(
             Err(e) => (AttemptResult::Failed, None, Some(e.to_string()), None),
         };
         let call_id = call.as_ref().map(|c| c.info.call_id.clone());
-        let next = d.policy.after(result, n, now);
+        let next = policy.after(result, n, now);
         tracing::info!(job = %job.id, attempt = n, result = result.as_str(), ?code, next = ?next, "outbound: attempt ended");
         let end = AttemptEnd {
             result: result.as_str(),

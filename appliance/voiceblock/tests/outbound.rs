@@ -497,6 +497,33 @@ fn dev_mode_simulates_outbound_calls_and_logs_every_turn() {
     dev.wait_for("test call simulated", Duration::from_secs(10))
         .unwrap();
 
+    // Another robot activated over the API answers the next call, without
+    // a restart; one in another language waits for the next start.
+    let other = robot(&d.join("robots"), "other", "window = \"00:00-24:00\"");
+    let toml = Path::new(&other).join("robot.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let greeting = text
+        .lines()
+        .find(|l| l.starts_with("greeting = "))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &toml,
+        text.replace(
+            &greeting,
+            "greeting = \"Good day, this is the other robot. How can I help?\"",
+        ),
+    )
+    .unwrap();
+    let (status, v) = api(api_port, "POST", "/api/robots/other/activate", None);
+    assert_eq!(
+        (status, v["takes_effect"].as_str()),
+        (200, Some("now")),
+        "{v}"
+    );
+    let (_, v) = api(api_port, "GET", "/api/robots", None);
+    assert_eq!(v["active"], "other", "{v}");
+
     // An inbound call (the caller hangs up after 12 s): its turns are logged.
     let mut caller = peers::box_caller("voiceblock-caller", sip, 12, d);
     assert_eq!(
@@ -507,13 +534,27 @@ fn dev_mode_simulates_outbound_calls_and_logs_every_turn() {
     let line = dev.wait_for("dev: turn", Duration::from_secs(30)).unwrap();
     for needle in [
         "\"index\":0",
-        "\"robot_reply\":\"Hello",
+        "\"robot_reply\":\"Good day, this is the other robot",
         "\"stt_ms\"",
         "\"first_audio_ms\"",
         "\"turn_latency_ms\"",
     ] {
         assert!(line.contains(needle), "{needle} in {line}");
     }
+    let (status, v) = api(api_port, "POST", "/api/robots/reception-ru/activate", None);
+    assert_eq!(
+        (status, v["takes_effect"].as_str()),
+        (200, Some("at the next start")),
+        "{v}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("active-robot"))
+            .unwrap()
+            .trim(),
+        "reception-ru"
+    );
+    let (status, v) = api(api_port, "POST", "/api/robots/nobody/activate", None);
+    assert_eq!(status, 404, "{v}");
     sigterm(&dev);
     assert_eq!(dev.wait_exit(Duration::from_secs(30)), Some(0));
 }
