@@ -12,6 +12,8 @@
 //!                     ▼
 //!  router ── in-flight cap (503) ── body limit (413 naming it) ── fallback 404 (JSON)
 //!    │
+//!    ├─ /, /console/* ── console (embedded files, CSP) ─ open
+//!    ├─ /api/talk ── token (query or header) ─ WebSocket ─► daemon's TalkHandler
 //!    ├─ /api/health/live ───────────────────────────── open
 //!    ├─ /metrics ── [auth unless metrics_public] ─────► Metrics::render (+ outbox depth, RSS)
 //!    └─ /api/* ──── auth: Bearer, constant time; ────► routes (spawn_blocking for SQLite / fs)
@@ -19,6 +21,7 @@
 //!                   N failures per peer in a window      ├─ leads, leads/{id}, leads.csv (export::write_csv)
 //!                   (FailureLimiter, bounded table)      ├─ robots, robots/validate ─► vb_dialog::Robot
 //!                                                        ├─ health/ready ─► DiskSpace + daemon's HealthSources
+//!                                                        ├─ config ─► the daemon's redacted box config
 //!                                                        └─ openapi.json ─► openapi::DOCUMENT
 //! ```
 //!
@@ -30,18 +33,23 @@
 //! - [`metrics`]: [`Metrics`], what the daemon updates and `/metrics` shows.
 //! - [`routes`]: the handlers and the route table.
 //! - [`openapi`]: the OpenAPI 3.1 document, tested against the route table.
+//! - [`console`]: the web console's embedded files and their headers.
+//! - [`talk`]: the talk page's WebSocket and [`TalkHandler`], the daemon's
+//!   side of it.
 //! - `sys` (private): statvfs and the page size through libc.
 
 #![deny(unsafe_code)]
 
 mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
 mod sys;
+pub mod talk;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +65,7 @@ pub use config::{ApiConfig, RawApi};
 pub use error::{ApiError, ConfigIssue};
 pub use health::{Check, DiskSpace, HealthSource};
 pub use metrics::{Metrics, Stage};
+pub use talk::{TalkHandler, TalkIn, TalkOut, TalkRefused, TalkSocket};
 
 use auth::{FailureLimiter, Token};
 use routes::Access;
@@ -72,6 +81,8 @@ pub(crate) struct Shared {
     metrics: Arc<Metrics>,
     disk: DiskSpace,
     health: Vec<Arc<dyn HealthSource>>,
+    talk: Option<Arc<dyn TalkHandler>>,
+    box_config: Option<serde_json::Value>,
 }
 
 /// Everything the API serves from: its config, the store, the robots
@@ -82,6 +93,8 @@ pub struct AppState {
     robots_dir: PathBuf,
     metrics: Arc<Metrics>,
     health: Vec<Arc<dyn HealthSource>>,
+    talk: Option<Arc<dyn TalkHandler>>,
+    box_config: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -111,7 +124,23 @@ impl AppState {
             robots_dir,
             metrics,
             health: Vec::new(),
+            talk: None,
+            box_config: None,
         }
+    }
+
+    /// Serves the console's talk page through `handler` (without one,
+    /// `/api/talk` answers 404).
+    pub fn with_talk(mut self, handler: Arc<dyn TalkHandler>) -> AppState {
+        self.talk = Some(handler);
+        self
+    }
+
+    /// What `GET /api/config` shows: the box's resolved config, which the
+    /// caller has already stripped of secrets.
+    pub fn with_box_config(mut self, config: serde_json::Value) -> AppState {
+        self.box_config = Some(config);
+        self
     }
 
     /// Adds a readiness source (models loaded, SIP registered, ...).
@@ -145,6 +174,8 @@ impl AppState {
             robots_dir: self.robots_dir,
             metrics: self.metrics,
             health: self.health,
+            talk: self.talk,
+            box_config: self.box_config,
         }
     }
 }
@@ -169,6 +200,12 @@ pub fn router(state: AppState) -> Router {
         };
         router = router.route(route.path, handler);
     }
+    // The console's files (open) and the talk WebSocket (its own token
+    // check: browsers send it as a query parameter).
+    for (path, handler) in console::routes() {
+        router = router.route(path, handler);
+    }
+    router = router.route(talk::TALK_PATH, axum::routing::get(talk::talk));
     router
         .fallback(routes::fallback)
         .layer(DefaultBodyLimit::max(shared.config.max_body_bytes))

@@ -159,6 +159,7 @@ async fn start_with(config: ApiConfig, health: Option<Arc<dyn HealthSource>>) ->
     if let Some(h) = health {
         state = state.with_health(h);
     }
+    state = state.with_box_config(json!({ "sip": { "user": "robot", "password": "set" } }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let cancel = CancellationToken::new();
@@ -195,6 +196,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/api/leads/c1"),
     ("GET", "/api/robots"),
     ("POST", "/api/robots/validate"),
+    ("GET", "/api/config"),
     ("GET", "/api/openapi.json"),
 ];
 

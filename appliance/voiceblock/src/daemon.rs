@@ -122,6 +122,49 @@ struct BoxSetup {
     sync: Option<vb_sync::SyncConfig>,
     api: Option<vb_api::ApiConfig>,
     robots_dir: PathBuf,
+    /// The box config file's facts for `GET /api/config` (no secrets).
+    file: Value,
+}
+
+/// What `GET /api/config` shows: the settings in force after the config
+/// file and the flags, secrets only as whether they are set.
+fn config_view(args: &LineArgs, setup: &BoxSetup) -> Value {
+    json!({
+        "source": setup.file,
+        "sip": {
+            "listen": args.listen.to_string(),
+            "user": args.user,
+            "registrar": args.registrar,
+            "password": if args.sip_password.is_some() || args.password_file.is_some() { "set" } else { "not set" },
+            "max_calls": args.max_calls,
+            "rtp_ports": format!("{}-{}", args.rtp_ports.0, args.rtp_ports.1),
+            "rtp_timeout_s": args.rtp_timeout,
+        },
+        "robot": {
+            "robot": args.robot,
+            "speech_model": args.model,
+            "robots_dir": setup.robots_dir.display().to_string(),
+            "transfer_to": args.transfer_to,
+        },
+        "calls": {
+            "max_duration_s": args.max_duration,
+            "silence_timeout_s": args.silence_timeout,
+            "drain_s": args.drain,
+            "records": args.records_dir().display().to_string(),
+        },
+        "store": setup.db.display().to_string(),
+        "api": setup.api.as_ref().map(|a| json!({
+            "listen": a.listen.to_string(),
+            "token": if a.token.is_some() { "set" } else { "none (loopback only)" },
+            "metrics_public": a.metrics_public,
+        })),
+        "fleet": setup.sync.as_ref().map(|s| json!({
+            "device_id": s.device_id,
+            "broker": s.broker.addr(),
+            "username": s.broker.username,
+            "password": if s.broker.password.is_some() { "set" } else { "not set" },
+        })),
+    })
 }
 
 /// The API's settings from `--api` (no token: loopback only).
@@ -157,6 +200,7 @@ fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
                 sync: None,
                 api,
                 robots_dir: state_dir().join("robots"),
+                file: json!({ "config_file": null, "note": "flags and their defaults" }),
             },
         ));
     };
@@ -205,6 +249,15 @@ fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
             sync,
             api,
             robots_dir: cfg.robots_dir.clone(),
+            file: json!({
+                "config_file": path.display().to_string(),
+                "secrets_file": cfg.secrets_path.display().to_string(),
+                "device_id": cfg.device_id,
+                "llm": cfg.llm.as_ref().map(|l| json!({
+                    "model": l.model,
+                    "timeout_ms": l.timeout.as_millis() as u64,
+                })),
+            }),
         },
     ))
 }
@@ -340,16 +393,16 @@ impl LineArgs {
 }
 
 /// One call's engines; reused across calls.
-struct Engines {
-    stt: WhisperTranscriber,
-    tts: Tts,
-    voice: String,
+pub(crate) struct Engines {
+    pub(crate) stt: WhisperTranscriber,
+    pub(crate) tts: Tts,
+    pub(crate) voice: String,
 }
 
 /// Engines for up to `max_calls` calls, created on first use and kept.
-struct Pool {
+pub(crate) struct Pool {
     models: Models,
-    model: String,
+    pub(crate) model: String,
     threads: usize,
     language: String,
     free: Mutex<Vec<Engines>>,
@@ -358,7 +411,7 @@ struct Pool {
     stt_model: Mutex<Option<vb_stt::WhisperModel>>,
     /// The robot's model endpoint and breaker, shared by every call (its
     /// clones share the HTTP client and the breaker).
-    llm: Option<vb_llm::LlmEngine>,
+    pub(crate) llm: Option<vb_llm::LlmEngine>,
 }
 
 impl Pool {
@@ -379,14 +432,14 @@ impl Pool {
         Ok(Engines { stt, tts, voice })
     }
 
-    fn take(&self) -> Result<Engines> {
+    pub(crate) fn take(&self) -> Result<Engines> {
         if let Some(e) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(e);
         }
         self.open()
     }
 
-    fn give(&self, e: Engines) {
+    pub(crate) fn give(&self, e: Engines) {
         self.free.lock().unwrap_or_else(|e| e.into_inner()).push(e);
     }
 }
@@ -495,7 +548,7 @@ pub(crate) struct DaemonStatus {
 const LATENCY_WINDOW: usize = 200;
 
 impl DaemonStatus {
-    fn call_started(&self) {
+    pub(crate) fn call_started(&self) {
         self.active.fetch_add(1, Ordering::Relaxed);
         self.prometheus.call_started();
     }
@@ -520,25 +573,32 @@ impl DaemonStatus {
         *self.registration.lock().unwrap_or_else(|p| p.into_inner()) = words;
     }
 
-    fn call_ended(&self, record: Option<&SipCallRecord>) {
+    /// A call ended: its record, live stats and RTP counters (none for a
+    /// talk session), or `None` when it failed.
+    pub(crate) fn call_ended(
+        &self,
+        record: Option<(&CallRecord, &LiveStats, Option<&RtpSummary>)>,
+    ) {
         use vb_api::Stage;
         self.active.fetch_sub(1, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let Some(record) = record else {
+        let Some((call, live, rtp)) = record else {
             self.failed.fetch_add(1, Ordering::Relaxed);
             self.prometheus.call_ended("error");
             return;
         };
         let m = &self.prometheus;
-        m.call_ended(&record.call.end_reason);
-        for _ in 0..record.live.barge_ins {
+        m.call_ended(&call.end_reason);
+        for _ in 0..live.barge_ins {
             m.barge_in();
         }
-        m.add_rtp_packets_lost(record.rtp.lost);
-        m.set_rtp_jitter_ms(record.rtp.jitter_ms);
+        if let Some(rtp) = rtp {
+            m.add_rtp_packets_lost(rtp.lost);
+            m.set_rtp_jitter_ms(rtp.jitter_ms);
+        }
         let ms = Duration::from_millis;
         let mut l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
-        for t in record.call.turns.iter().filter(|t| t.index > 0) {
+        for t in call.turns.iter().filter(|t| t.index > 0) {
             if l.len() == LATENCY_WINDOW {
                 l.pop_front();
             }
@@ -626,11 +686,11 @@ fn rss_bytes() -> Option<u64> {
 
 /// Where a finished call goes: its JSON file, the store (whose outbox the
 /// sync agent delivers to the fleet), and the status counters.
-struct CallSink {
+pub(crate) struct CallSink {
     records: PathBuf,
     store: Arc<Store>,
     sync: Option<SyncHandle>,
-    status: Arc<DaemonStatus>,
+    pub(crate) status: Arc<DaemonStatus>,
 }
 
 impl CallSink {
@@ -638,14 +698,30 @@ impl CallSink {
     /// still leaves the file), then the store in one transaction, then a
     /// wake-up for the sync agent.
     fn keep(&self, record: &SipCallRecord) -> Result<()> {
-        let file = write_record(&self.records, record);
-        let mut row = crate::fleet::new_call(
-            &record.call,
+        self.keep_record(
+            &record.call_id,
+            record.started_ms,
             Some(record.from.clone()),
-            Timestamp(record.started_ms as i64),
-        );
-        // The whole record, with the SIP and RTP facts, goes with the call.
-        if let Ok(full) = serde_json::to_value(record) {
+            &record.call,
+            record,
+        )
+    }
+
+    /// Keeps any transport's record: `full` is what the JSON file and the
+    /// store's record column hold (the call loop's record with the
+    /// transport's facts).
+    pub(crate) fn keep_record(
+        &self,
+        call_id: &str,
+        started_ms: u64,
+        caller: Option<String>,
+        call: &CallRecord,
+        full: &impl Serialize,
+    ) -> Result<()> {
+        let file = write_record(&self.records, started_ms, call_id, full);
+        let mut row = crate::fleet::new_call(call, caller, Timestamp(started_ms as i64));
+        // The whole record, with the transport's facts, goes with the call.
+        if let Ok(full) = serde_json::to_value(full) {
             row.record = full;
         }
         let stored = self.store.record_call(&row);
@@ -655,17 +731,16 @@ impl CallSink {
         let file = file?;
         let id = stored.with_context(|| {
             format!(
-                "storing call {} (its record is in {})",
-                record.call_id,
+                "storing call {call_id} (its record is in {})",
                 file.display()
             )
         })?;
-        tracing::debug!(call_id = %record.call_id, stored = %id, file = %file.display(), "call kept");
+        tracing::debug!(%call_id, stored = %id, file = %file.display(), "call kept");
         Ok(())
     }
 }
 
-fn unix_ms(t: SystemTime) -> u64 {
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
@@ -768,15 +843,19 @@ fn serve_call(
     Ok(record)
 }
 
-fn write_record(dir: &Path, record: &SipCallRecord) -> Result<PathBuf> {
+fn write_record(
+    dir: &Path,
+    started_ms: u64,
+    call_id: &str,
+    record: &impl Serialize,
+) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let safe: String = record
-        .call_id
+    let safe: String = call_id
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .take(64)
         .collect();
-    let path = dir.join(format!("{}-{safe}.json", record.started_ms));
+    let path = dir.join(format!("{started_ms}-{safe}.json"));
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(record)? + "\n";
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
@@ -786,12 +865,12 @@ fn write_record(dir: &Path, record: &SipCallRecord) -> Result<PathBuf> {
 
 /// What a call thread needs, shared by every call.
 #[derive(Clone)]
-struct Calling {
-    pool: Arc<Pool>,
-    robot: Arc<Robot>,
-    live: LiveConfig,
-    sink: Arc<CallSink>,
-    runtime: tokio::runtime::Handle,
+pub(crate) struct Calling {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) robot: Arc<Robot>,
+    pub(crate) live: LiveConfig,
+    pub(crate) sink: Arc<CallSink>,
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 /// Runs the robot on an answered call in a thread of its own (whisper and
@@ -804,7 +883,9 @@ fn start_call_thread(call: Call, c: &Calling) -> Result<()> {
             let call_id = call.info.call_id.clone();
             c.sink.status.call_started();
             let result = serve_call(call, &c.pool, &c.robot, &c.live, &c.sink, c.runtime);
-            c.sink.status.call_ended(result.as_ref().ok());
+            c.sink
+                .status
+                .call_ended(result.as_ref().ok().map(|r| (&r.call, &r.live, Some(&r.rtp))));
             match result {
                 Ok(r) => tracing::info!(%call_id, end = %r.call.end_reason, turns = r.call.turns.len(), "call ended"),
                 Err(e) => tracing::error!(%call_id, error = %format!("{e:#}"), "call failed"),
@@ -876,6 +957,7 @@ fn prepare(
 /// `voiceblock run`: the daemon.
 pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
     let (args, setup) = resolve(args)?;
+    let view = config_view(&args, &setup);
     if setup.robots_dir.is_dir() {
         // A power cut in the middle of a robot update from the fleet: put
         // the folder right before the robot is loaded from it.
@@ -961,6 +1043,8 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             runtime: handle.clone(),
         };
         let (agent, mut calls) = SipAgent::start(args.sip_config()?, cancel.clone()).await?;
+        // Cancelled when the daemon stops taking calls: talk sessions end.
+        let stopping = cancel.child_token();
         let api_task = match setup.api {
             Some(api) => {
                 let listener = tokio::net::TcpListener::bind(api.listen)
@@ -973,7 +1057,14 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                     setup.robots_dir.clone(),
                     status.prometheus.clone(),
                 )
-                .with_health(Arc::new(Readiness(status.clone())));
+                .with_health(Arc::new(Readiness(status.clone())))
+                .with_box_config(view)
+                .with_talk(Arc::new(crate::talk::WebTalk::new(
+                    calling.clone(),
+                    agent.clone(),
+                    stopping.clone(),
+                    Duration::from_secs(args.rtp_timeout.max(1)),
+                )));
                 Some(tokio::spawn(vb_api::serve(listener, state, cancel.child_token())))
             }
             None => None,
@@ -1039,6 +1130,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             }
         }
         println!("voiceblock: stopping (draining calls for up to {} s)", args.drain);
+        stopping.cancel();
         if let Some(n) = &notifier {
             let _ = n.stopping(&format!("draining {} call(s)", agent.active_calls()));
         }

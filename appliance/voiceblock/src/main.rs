@@ -31,6 +31,7 @@ mod fleet;
 mod logring;
 mod provision;
 mod systemd;
+mod talk;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
