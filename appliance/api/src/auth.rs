@@ -41,6 +41,12 @@ impl Token {
         let Some(presented) = strip_bearer(value) else {
             return false;
         };
+        self.matches(presented)
+    }
+
+    /// Constant-time check of a bare token (the talk WebSocket's `token`
+    /// query parameter: browsers cannot set headers on a WebSocket).
+    pub fn matches(&self, presented: &[u8]) -> bool {
         let digest: [u8; 32] = Sha256::digest(presented).into();
         bool::from(self.0.ct_eq(&digest))
     }
@@ -150,17 +156,41 @@ pub(crate) async fn require_token(
     }
 }
 
+/// The peer's address; without ConnectInfo (a router served some other
+/// way) every peer shares one bucket: stricter, never looser.
+pub(crate) fn peer_of(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
 /// The decision, apart from the await, so no lock is held across one.
 fn admit(shared: &Shared, request: &Request) -> Result<(), Problem> {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    admit_presented(
+        shared,
+        peer_of(request.extensions()),
+        request.uri().path(),
+        authorization,
+        None,
+    )
+}
+
+/// Checks an `Authorization` header or a bare token (`query_token`, the
+/// talk WebSocket's), under the same failed-attempt limit.
+pub(crate) fn admit_presented(
+    shared: &Shared,
+    peer: IpAddr,
+    path: &str,
+    authorization: Option<&[u8]>,
+    query_token: Option<&[u8]>,
+) -> Result<(), Problem> {
     let Some(token) = &shared.token else {
         return Ok(());
     };
-    // Without ConnectInfo (a router served some other way) every peer shares
-    // one bucket: stricter, never looser.
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let now = Instant::now();
     let mut limiter = shared.limiter.lock().unwrap_or_else(|p| p.into_inner());
     if let Err(wait) = limiter.check(peer, now) {
@@ -177,17 +207,17 @@ fn admit(shared: &Shared, request: &Request) -> Result<(), Problem> {
         problem.retry_after = Some(secs);
         return Err(problem);
     }
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
-    if token.accepts(authorization) {
+    let accepted = match query_token {
+        Some(t) => token.matches(t),
+        None => token.accepts(authorization),
+    };
+    if accepted {
         return Ok(());
     }
     limiter.fail(peer, now);
     drop(limiter);
-    tracing::debug!(%peer, path = %request.uri().path(), "API: authentication failed");
-    let why = if authorization.is_none() {
+    tracing::debug!(%peer, %path, "API: authentication failed");
+    let why = if authorization.is_none() && query_token.is_none() {
         "missing Authorization: Bearer <token>"
     } else {
         "invalid bearer token"

@@ -12,6 +12,8 @@
 //!                     ▼
 //!  router ── in-flight cap (503) ── body limit (413 naming it) ── fallback 404 (JSON)
 //!    │
+//!    ├─ /, /console/* ── console (embedded files, CSP) ─ open
+//!    ├─ /api/talk ── token (query or header) ─ WebSocket ─► daemon's TalkHandler
 //!    ├─ /api/health/live ───────────────────────────── open
 //!    ├─ /metrics ── [auth unless metrics_public] ─────► Metrics::render (+ outbox depth, RSS)
 //!    └─ /api/* ──── auth: Bearer, constant time; ────► routes (spawn_blocking for SQLite / fs)
@@ -21,6 +23,7 @@
 //!                                                        ├─ queue, queue/bulk (JSON | CSV), queue/{id}[/cancel],
 //!                                                        │  queue/stats|start|stop, dnc ─► Store::queue_* (+ wake the dialler)
 //!                                                        ├─ health/ready ─► DiskSpace + daemon's HealthSources
+//!                                                        ├─ config ─► the daemon's redacted box config
 //!                                                        └─ openapi.json ─► openapi::DOCUMENT
 //! ```
 //!
@@ -34,12 +37,16 @@
 //! - [`queue`]: the outbound queue and do-not-call handlers (numbers checked
 //!   by vb-outbound, bulk uploads all or none).
 //! - [`openapi`]: the OpenAPI 3.1 document, tested against the route table.
+//! - [`console`]: the web console's embedded files and their headers.
+//! - [`talk`]: the talk page's WebSocket and [`TalkHandler`], the daemon's
+//!   side of it.
 //! - `sys` (private): statvfs and the page size through libc.
 
 #![deny(unsafe_code)]
 
 mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -47,6 +54,7 @@ pub mod openapi;
 pub mod queue;
 pub mod routes;
 mod sys;
+pub mod talk;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +70,7 @@ pub use config::{ApiConfig, RawApi};
 pub use error::{ApiError, ConfigIssue};
 pub use health::{Check, DiskSpace, HealthSource};
 pub use metrics::{Metrics, Stage};
+pub use talk::{TalkHandler, TalkIn, TalkOut, TalkRefused, TalkSocket};
 
 use auth::{FailureLimiter, Token};
 use routes::Access;
@@ -80,6 +89,8 @@ pub(crate) struct Shared {
     queue_wake: Option<Arc<tokio::sync::Notify>>,
     test_calls: Option<Arc<dyn TestCalls>>,
     robot_switch: Option<Arc<dyn RobotSwitch>>,
+    talk: Option<Arc<dyn TalkHandler>>,
+    box_config: Option<serde_json::Value>,
 }
 
 /// Switches the robot in force for `POST /api/robots/{name}/activate`.
@@ -126,6 +137,8 @@ pub struct AppState {
     queue_wake: Option<Arc<tokio::sync::Notify>>,
     test_calls: Option<Arc<dyn TestCalls>>,
     robot_switch: Option<Arc<dyn RobotSwitch>>,
+    talk: Option<Arc<dyn TalkHandler>>,
+    box_config: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -158,6 +171,8 @@ impl AppState {
             queue_wake: None,
             test_calls: None,
             robot_switch: None,
+            talk: None,
+            box_config: None,
         }
     }
 
@@ -178,6 +193,20 @@ impl AppState {
     /// daemon's dialler looks at once instead of at its next tick.
     pub fn with_queue_wake(mut self, wake: Arc<tokio::sync::Notify>) -> AppState {
         self.queue_wake = Some(wake);
+        self
+    }
+
+    /// Serves the console's talk page through `handler` (without one,
+    /// `/api/talk` answers 404).
+    pub fn with_talk(mut self, handler: Arc<dyn TalkHandler>) -> AppState {
+        self.talk = Some(handler);
+        self
+    }
+
+    /// What `GET /api/config` shows: the box's resolved config, which the
+    /// caller has already stripped of secrets.
+    pub fn with_box_config(mut self, config: serde_json::Value) -> AppState {
+        self.box_config = Some(config);
         self
     }
 
@@ -215,6 +244,8 @@ impl AppState {
             queue_wake: self.queue_wake,
             test_calls: self.test_calls,
             robot_switch: self.robot_switch,
+            talk: self.talk,
+            box_config: self.box_config,
         }
     }
 }
@@ -239,6 +270,12 @@ pub fn router(state: AppState) -> Router {
         };
         router = router.route(route.path, handler);
     }
+    // The console's files (open) and the talk WebSocket (its own token
+    // check: browsers send it as a query parameter).
+    for (path, handler) in console::routes() {
+        router = router.route(path, handler);
+    }
+    router = router.route(talk::TALK_PATH, axum::routing::get(talk::talk));
     router
         .fallback(routes::fallback)
         .layer(DefaultBodyLimit::max(shared.config.max_body_bytes))

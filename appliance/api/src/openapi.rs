@@ -8,7 +8,7 @@ pub const DOCUMENT: &str = r##"{
   "info": {
     "title": "VoiceBlock box API",
     "version": "1",
-    "description": "Calls, leads, robots, health and metrics of one VoiceBlock box. Every /api/ route but /api/health/live needs `Authorization: Bearer <token>`; repeated failures from one address get 429 with Retry-After; requests beyond the in-flight limit get 503 with Retry-After. Errors are JSON: {\"error\": \"...\", \"limit\": ...} (limit only when a limit was hit)."
+    "description": "Calls, leads, robots, health and metrics of one VoiceBlock box. Every /api/ route but /api/health/live needs `Authorization: Bearer <token>`; repeated failures from one address get 429 with Retry-After; requests beyond the in-flight limit get 503 with Retry-After. Errors are JSON: {\"error\": \"...\", \"limit\": ...} (limit only when a limit was hit). Also served, outside this document: the web console at / (HTML, open) and the talk page's WebSocket at /api/talk (token as the `token` query parameter)."
   },
   "components": {
     "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
@@ -164,6 +164,9 @@ pub const DOCUMENT: &str = r##"{
         "422": { "description": "The robot does not validate; every problem listed.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
         "503": { "description": "No daemon behind this API.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
         "401": { "$ref": "#/components/responses/Unauthorized" }, "429": { "$ref": "#/components/responses/TooManyRequests" } } }
+    },
+    "/api/config": {
+      "get": { "summary": "The box's config in force, secrets left out (tokens and passwords are shown only as whether they are set).", "responses": { "200": { "description": "Config.", "content": { "application/json": { "schema": { "type": "object" } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "404": { "$ref": "#/components/responses/NotFound" } } }
     },
     "/api/openapi.json": {
       "get": { "summary": "This document.", "responses": { "200": { "description": "OpenAPI 3.1.", "content": { "application/json": { "schema": { "type": "object" } } } }, "401": { "$ref": "#/components/responses/Unauthorized" } } }

@@ -107,6 +107,7 @@ pub(crate) fn routes() -> Vec<Route> {
             Token,
             delete(queue::dnc_remove),
         ),
+        route("get", "/api/config", Token, get(box_config)),
         route("get", "/api/openapi.json", Token, get(openapi)),
         route("get", "/metrics", Metrics, get(metrics)),
     ]
@@ -516,6 +517,13 @@ async fn validate_robot(
         }),
         Err(e) => json!({ "valid": false, "errors": robot_errors(&e) }),
     }))
+}
+
+async fn box_config(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, Problem> {
+    match &shared.box_config {
+        Some(c) => Ok(Json(c.clone())),
+        None => Err(Problem::not_found("this box has not published its config")),
+    }
 }
 
 async fn openapi() -> Response {

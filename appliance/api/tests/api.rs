@@ -209,6 +209,7 @@ async fn start_with(config: ApiConfig, health: Option<Arc<dyn HealthSource>>) ->
     state = state.with_test_calls(test_calls.clone());
     let switch = Arc::new(Switch::default());
     state = state.with_robot_switch(switch.clone());
+    state = state.with_box_config(json!({ "sip": { "user": "robot", "password": "set" } }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let cancel = CancellationToken::new();
@@ -249,6 +250,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/api/robots"),
     ("POST", "/api/robots/validate"),
     ("POST", "/api/robots/front-desk/activate"),
+    ("GET", "/api/config"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/queue"),
     ("POST", "/api/queue"),

@@ -53,6 +53,11 @@ pub trait Line {
     fn transfer(&self, target: &str) -> Result<(), String>;
     /// Why the line ended, if the far end or the transport ended it.
     fn end_reason(&self) -> Option<String>;
+    /// A turn is done (the greeting, then each caller turn), as it will be
+    /// in the record: a transport that shows the call live (the console's
+    /// talk page) passes it on. Called on the speaker thread: return at
+    /// once, never wait. The default does nothing (SIP, the handset).
+    fn turn_done(&self, _turn: &TurnRecord) {}
 }
 
 /// Settings of the live loop, from the robot and the daemon config.
@@ -609,6 +614,7 @@ pub fn run_call(
     record.timings.turn_latency_ms = spoken.wire.unwrap_or(spoken.first_ms());
     record.timings.reply_ms = 0;
     trace_turn(config, &record);
+    line.turn_done(&record);
     turns.push(record);
     let mut last_end = spoken.end_call;
     let mut completed_by_model = false;
@@ -748,6 +754,7 @@ pub fn run_call(
         };
         let record = spoken.record(turns.len(), Speaker::Caller, &heard, endpoint_ms);
         trace_turn(config, &record);
+        line.turn_done(&record);
         turns.push(record);
         if barged_in {
             tracing::debug!(turn = turns.len(), "turn started by a barge-in");

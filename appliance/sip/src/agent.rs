@@ -241,6 +241,33 @@ pub struct SipAgent {
 /// Holds one slot of the call limit until dropped.
 struct Slot(Arc<Inner>);
 
+/// A place in the call limit held by a call SIP does not carry (the web
+/// console's talk page), so every kind of call shares `max_calls`: while
+/// it is held, one INVITE fewer is answered. Freed when dropped.
+pub struct CallSlot {
+    _slot: Slot,
+}
+
+impl std::fmt::Debug for CallSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallSlot")
+    }
+}
+
+/// Why [`SipAgent::reserve_slot`] gave no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SlotRefused {
+    /// Every slot is taken.
+    #[error("all {max_calls} call slots are in use")]
+    Busy {
+        /// The call limit.
+        max_calls: usize,
+    },
+    /// The agent is shutting down.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::SeqCst);
@@ -406,6 +433,19 @@ impl SipAgent {
     /// Calls in progress (ringing or established).
     pub fn active_calls(&self) -> usize {
         self.inner.active.load(Ordering::SeqCst)
+    }
+
+    /// Takes one slot of the call limit for a call that is not SIP (the
+    /// console's talk page); refused when the limit is reached or the
+    /// agent is stopping.
+    pub fn reserve_slot(&self) -> Result<CallSlot, SlotRefused> {
+        match self.take_slot() {
+            Ok(slot) => Ok(CallSlot { _slot: slot }),
+            Err("shutting down") => Err(SlotRefused::ShuttingDown),
+            Err(_) => Err(SlotRefused::Busy {
+                max_calls: self.inner.config.max_calls,
+            }),
+        }
     }
 
     /// Our SIP address.

@@ -27,7 +27,10 @@ pub mod agent;
 pub mod error;
 pub mod media;
 
-pub use agent::{Call, CallControl, CallDirection, CallInfo, RegState, SipAgent, SipConfig};
+pub use agent::{
+    Call, CallControl, CallDirection, CallInfo, CallSlot, RegState, SipAgent, SipConfig,
+    SlotRefused,
+};
 pub use error::SipError;
 pub use media::{MediaParams, MediaSession, MediaStats, RtpSocket};
 

@@ -130,6 +130,49 @@ pub(crate) struct BoxSetup {
     robots_dir: PathBuf,
     /// `[device] alsa_device` of the box config (the handset).
     pub(crate) alsa_device: Option<String>,
+    /// The box config file's facts for `GET /api/config` (no secrets).
+    file: Value,
+}
+
+/// What `GET /api/config` shows: the settings in force after the config
+/// file and the flags, secrets only as whether they are set.
+fn config_view(args: &LineArgs, setup: &BoxSetup) -> Value {
+    json!({
+        "source": setup.file,
+        "sip": {
+            "listen": args.listen.to_string(),
+            "user": args.user,
+            "registrar": args.registrar,
+            "password": if args.sip_password.is_some() || args.password_file.is_some() { "set" } else { "not set" },
+            "max_calls": args.max_calls,
+            "rtp_ports": format!("{}-{}", args.rtp_ports.0, args.rtp_ports.1),
+            "rtp_timeout_s": args.rtp_timeout,
+        },
+        "robot": {
+            "robot": args.robot,
+            "speech_model": args.model,
+            "robots_dir": setup.robots_dir.display().to_string(),
+            "transfer_to": args.transfer_to,
+        },
+        "calls": {
+            "max_duration_s": args.max_duration,
+            "silence_timeout_s": args.silence_timeout,
+            "drain_s": args.drain,
+            "records": args.records_dir().display().to_string(),
+        },
+        "store": setup.db.display().to_string(),
+        "api": setup.api.as_ref().map(|a| json!({
+            "listen": a.listen.to_string(),
+            "token": if a.token.is_some() { "set" } else { "none (loopback only)" },
+            "metrics_public": a.metrics_public,
+        })),
+        "fleet": setup.sync.as_ref().map(|s| json!({
+            "device_id": s.device_id,
+            "broker": s.broker.addr(),
+            "username": s.broker.username,
+            "password": if s.broker.password.is_some() { "set" } else { "not set" },
+        })),
+    })
 }
 
 /// The API's settings from `--api` (no token: loopback only).
@@ -166,6 +209,7 @@ pub(crate) fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
                 api,
                 robots_dir: state_dir().join("robots"),
                 alsa_device: None,
+                file: json!({ "config_file": null, "note": "flags and their defaults" }),
             },
         ));
     };
@@ -215,6 +259,15 @@ pub(crate) fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
             api,
             robots_dir: cfg.robots_dir.clone(),
             alsa_device: cfg.alsa_device.clone(),
+            file: json!({
+                "config_file": path.display().to_string(),
+                "secrets_file": cfg.secrets_path.display().to_string(),
+                "device_id": cfg.device_id,
+                "llm": cfg.llm.as_ref().map(|l| json!({
+                    "model": l.model,
+                    "timeout_ms": l.timeout.as_millis() as u64,
+                })),
+            }),
         },
     ))
 }
@@ -581,7 +634,7 @@ impl DaemonStatus {
         })
     }
 
-    fn call_started(&self) {
+    pub(crate) fn call_started(&self) {
         self.active.fetch_add(1, Ordering::Relaxed);
         self.prometheus.call_started();
     }
@@ -606,22 +659,29 @@ impl DaemonStatus {
         *self.registration.lock().unwrap_or_else(|p| p.into_inner()) = words;
     }
 
-    fn call_ended(&self, record: Option<&SipCallRecord>) {
+    /// A call ended: its record, live stats and RTP counters (none for a
+    /// talk session), or `None` when it failed.
+    pub(crate) fn call_ended(
+        &self,
+        record: Option<(&CallRecord, &LiveStats, Option<&RtpSummary>)>,
+    ) {
         use vb_api::Stage;
         self.active.fetch_sub(1, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let Some(record) = record else {
+        let Some((call, live, rtp)) = record else {
             self.failed.fetch_add(1, Ordering::Relaxed);
             self.prometheus.call_ended("error");
             return;
         };
         let m = &self.prometheus;
-        m.call_ended(&record.call.end_reason);
-        for _ in 0..record.live.barge_ins {
+        m.call_ended(&call.end_reason);
+        for _ in 0..live.barge_ins {
             m.barge_in();
         }
-        m.add_rtp_packets_lost(record.rtp.lost);
-        m.set_rtp_jitter_ms(record.rtp.jitter_ms);
+        if let Some(rtp) = rtp {
+            m.add_rtp_packets_lost(rtp.lost);
+            m.set_rtp_jitter_ms(rtp.jitter_ms);
+        }
         let ms = Duration::from_millis;
         let mut l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
         let mut rtfs = self.rtfs.lock().unwrap_or_else(|p| p.into_inner());
@@ -631,14 +691,14 @@ impl DaemonStatus {
             }
             window.push_back(v);
         };
-        for t in &record.call.turns {
+        for t in &call.turns {
             // The greeting's synthesis counts for the TTS factor too.
             if let Some(rtf) = t.timings.tts_rtf {
                 m.observe_tts_rtf(f64::from(rtf));
                 keep(&mut rtfs.1, rtf);
             }
         }
-        for t in record.call.turns.iter().filter(|t| t.index > 0) {
+        for t in call.turns.iter().filter(|t| t.index > 0) {
             if l.len() == LATENCY_WINDOW {
                 l.pop_front();
             }
@@ -974,13 +1034,13 @@ fn write_record<R: KeptCall>(dir: &Path, record: &R) -> Result<PathBuf> {
 
 /// What a call thread needs, shared by every call.
 #[derive(Clone)]
-struct Calling {
-    pool: Arc<Pool>,
+pub(crate) struct Calling {
+    pub(crate) pool: Arc<Pool>,
     /// The robot in force when a call starts.
-    robot: Arc<crate::robots::ActiveRobot>,
-    live: LiveConfig,
-    sink: Arc<CallSink>,
-    runtime: tokio::runtime::Handle,
+    pub(crate) robot: Arc<crate::robots::ActiveRobot>,
+    pub(crate) live: LiveConfig,
+    pub(crate) sink: Arc<CallSink>,
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 /// Runs the robot on an answered call in a thread of its own (whisper and
@@ -994,7 +1054,9 @@ fn start_call_thread(call: Call, c: &Calling) -> Result<()> {
             c.sink.status.call_started();
             let robot = c.robot.get();
             let result = serve_call(call, &c.pool, &robot, &c.live, &c.sink, c.runtime);
-            c.sink.status.call_ended(result.as_ref().ok());
+            c.sink
+                .status
+                .call_ended(result.as_ref().ok().map(|r| (&r.call, &r.live, Some(&r.rtp))));
             match result {
                 Ok(r) => tracing::info!(%call_id, end = %r.call.end_reason, turns = r.call.turns.len(), "call ended"),
                 Err(e) => tracing::error!(%call_id, error = %format!("{e:#}"), "call failed"),
@@ -1084,6 +1146,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             args.robot = spec;
         }
     }
+    let view = config_view(&args, &setup);
     let (pool, robot) = prepare(models, &args, threads, args.max_calls)?;
     let active = Arc::new(crate::robots::ActiveRobot::new(
         robot.clone(),
@@ -1212,6 +1275,8 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                 tracing::error!(error = %format!("{e:#}"), "outbound call");
             }
         }));
+        // Cancelled when the daemon stops taking calls: talk sessions end.
+        let stopping = cancel.child_token();
         let api_task = match setup.api {
             Some(api) => {
                 let listener = tokio::net::TcpListener::bind(api.listen)
@@ -1227,7 +1292,14 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                 .with_health(Arc::new(Readiness(status.clone())))
                 .with_queue_wake(status.queue_wake.clone())
                 .with_test_calls(api_test_calls.clone())
-                .with_robot_switch(active.clone());
+                .with_robot_switch(active.clone())
+                .with_box_config(view)
+                .with_talk(Arc::new(crate::talk::WebTalk::new(
+                    calling.clone(),
+                    agent.clone(),
+                    stopping.clone(),
+                    Duration::from_secs(args.rtp_timeout.max(1)),
+                )));
                 Some(tokio::spawn(vb_api::serve(listener, state, cancel.child_token())))
             }
             None => None,
@@ -1298,6 +1370,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             }
         }
         println!("voiceblock: stopping (draining calls for up to {} s)", args.drain);
+        stopping.cancel();
         if let Some(n) = &notifier {
             let _ = n.stopping(&format!("draining {} call(s)", agent.active_calls()));
         }

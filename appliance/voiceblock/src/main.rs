@@ -37,6 +37,7 @@ mod outbound;
 mod provision;
 mod robots;
 mod systemd;
+mod talk;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
