@@ -264,3 +264,82 @@ pub fn rtp(seconds: u64) -> Result<()> {
     }
     Ok(())
 }
+
+/// `voiceblock bench api`: `requests` GETs of `path`, `concurrency` at a
+/// time, each on its own connection (as many small clients would); prints
+/// the latency percentiles, the throughput and any failures.
+pub fn api(
+    addr: std::net::SocketAddr,
+    token: Option<String>,
+    concurrency: usize,
+    requests: usize,
+    path: &str,
+) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
+    let started = Instant::now();
+    let (mut ms, failures) = rt.block_on(async {
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency.max(1) {
+            let (next, request) = (next.clone(), request.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut times = Vec::new();
+                let mut failures = Vec::new();
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
+                    let t0 = Instant::now();
+                    let one = async {
+                        let mut s = tokio::net::TcpStream::connect(addr).await?;
+                        s.write_all(request.as_bytes()).await?;
+                        let mut answer = Vec::new();
+                        s.read_to_end(&mut answer).await?;
+                        Ok::<_, std::io::Error>(answer)
+                    };
+                    match tokio::time::timeout(std::time::Duration::from_secs(30), one).await {
+                        Ok(Ok(a)) if a.starts_with(b"HTTP/1.1 200") => {
+                            times.push(t0.elapsed().as_secs_f64() * 1000.0)
+                        }
+                        Ok(Ok(a)) => failures
+                            .push(String::from_utf8_lossy(&a[..a.len().min(40)]).to_string()),
+                        Ok(Err(e)) => failures.push(e.to_string()),
+                        Err(_) => failures.push("no answer in 30 s".into()),
+                    }
+                }
+                (times, failures)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut failures = Vec::new();
+        for t in tasks {
+            if let Ok((times, f)) = t.await {
+                all.extend(times);
+                failures.extend(f);
+            }
+        }
+        (all, failures)
+    });
+    let wall = started.elapsed().as_secs_f64();
+    println!("| route | clients | requests ok | failed | p50 | p95 | p99 | max | requests/s |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| `GET {path}` | {concurrency} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} |",
+        ms.len(),
+        failures.len(),
+        percentile(&mut ms, 50.0),
+        percentile(&mut ms, 95.0),
+        percentile(&mut ms, 99.0),
+        percentile(&mut ms, 100.0),
+        ms.len() as f64 / wall.max(1e-9),
+    );
+    if let Some(first) = failures.first() {
+        println!("first failure: {first}");
+    }
+    Ok(())
+}

@@ -68,6 +68,13 @@ pub fn run(cli: Cli) -> Result<()> {
             BenchWhat::Tts { runs } => bench::tts(&models, runs),
             BenchWhat::Turn { calls } => bench::turn(&models, calls, cli.threads),
             BenchWhat::Rtp { seconds } => bench::rtp(seconds),
+            BenchWhat::Api {
+                addr,
+                token,
+                concurrency,
+                requests,
+                path,
+            } => bench::api(addr, token, concurrency, requests, &path),
         },
     }
 }

@@ -245,6 +245,25 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// HTTP API latency under concurrent clients (run it against a daemon,
+    /// idle and while calls run): each client opens a connection per request.
+    Api {
+        /// The API's address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Bearer token, if the API has one.
+        #[arg(long, env = "VOICEBLOCK_API_TOKEN")]
+        token: Option<String>,
+        /// Clients at once.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Requests in all.
+        #[arg(long, default_value_t = 5000)]
+        requests: usize,
+        /// The route asked.
+        #[arg(long, default_value = "/api/calls?limit=20")]
+        path: String,
+    },
 }
 
 /// Language choice on the command line.
