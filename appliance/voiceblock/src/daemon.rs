@@ -1051,6 +1051,9 @@ fn start_call_thread(call: Call, c: &Calling) -> Result<()> {
         .name("vb-call".into())
         .spawn(move || {
             let call_id = call.info.call_id.clone();
+            // Everything this thread logs carries the call's id (a journal
+            // field under systemd).
+            let _span = tracing::info_span!("call", call_id = %call_id).entered();
             c.sink.status.call_started();
             let robot = c.robot.get();
             let result = serve_call(call, &c.pool, &robot, &c.live, &c.sink, c.runtime);

@@ -291,13 +291,22 @@ fn main() -> ExitCode {
     let filter = std::env::var("VOICEBLOCK_LOG").unwrap_or_else(|_| cli.log.clone());
     use tracing_subscriber::{prelude::*, EnvFilter};
     // stderr gets what --log asks for; the ring behind the fleet's `logs`
-    // command keeps info and above regardless.
+    // command keeps info and above regardless. Started by systemd (its
+    // journal on our stdout/stderr: JOURNAL_STREAM), records go to the
+    // journal natively instead, with their fields as journal fields
+    // (F_CALL_ID=... on everything a call logs), so `journalctl
+    // F_CALL_ID=...` shows one call.
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| l.with_syslog_identifier("voiceblock".into()));
+    let stderr = journald.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(EnvFilter::new(filter.clone()))
+    });
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(EnvFilter::new(filter)),
-        )
+        .with(stderr)
+        .with(journald.map(|l| l.with_filter(EnvFilter::new(filter))))
         .with(logring::RingLayer.with_filter(EnvFilter::new("info,rsipstack=warn")))
         .init();
     match commands::run(cli) {
