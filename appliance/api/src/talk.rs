@@ -158,6 +158,19 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
+/// After our close frame: waits (briefly) for the browser's, so the close
+/// is clean and the page sees its reason.
+async fn finish_close(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Moves messages between the socket and the daemon's session until either
 /// side ends.
 async fn pump(mut socket: WebSocket, handler: Arc<dyn TalkHandler>, peer: SocketAddr) {
@@ -202,11 +215,15 @@ async fn pump(mut socket: WebSocket, handler: Arc<dyn TalkHandler>, peer: Socket
                     Some(TalkOut::Audio(b)) => send(&mut socket, Message::Binary(b.into())).await,
                     Some(TalkOut::Text(t)) => send(&mut socket, Message::Text(t.into())).await,
                     Some(TalkOut::Close(reason)) => {
-                        let _ = send(&mut socket, close(1000, &reason)).await;
+                        if send(&mut socket, close(1000, &reason)).await {
+                            finish_close(&mut socket).await;
+                        }
                         false
                     }
                     None => {
-                        let _ = send(&mut socket, close(1000, "session ended")).await;
+                        if send(&mut socket, close(1000, "session ended")).await {
+                            finish_close(&mut socket).await;
+                        }
                         false
                     }
                 };

@@ -448,7 +448,10 @@ mod tests {
 
     #[test]
     fn browser_audio_becomes_20_ms_frames_whatever_the_message_sizes() {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // Multi-thread, as the daemon's: `Handle::block_on` cannot drive a
+        // current-thread runtime's timers.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
@@ -480,7 +483,10 @@ mod tests {
 
     #[test]
     fn a_silent_browser_ends_the_line_after_the_idle_timeout() {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // Multi-thread, as the daemon's: `Handle::block_on` cannot drive a
+        // current-thread runtime's timers.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
@@ -492,7 +498,10 @@ mod tests {
 
     #[test]
     fn the_browser_hangs_up_with_a_message() {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // Multi-thread, as the daemon's: `Handle::block_on` cannot drive a
+        // current-thread runtime's timers.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
