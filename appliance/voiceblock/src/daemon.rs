@@ -1180,13 +1180,14 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                 },
                 unhealthy => unhealthy,
             };
-            Some(
-                crate::systemd::Watchdog::spawn(n.clone(), timeout, probe)
-                    .context("starting the watchdog thread")?,
-            )
+            // Started once READY is sent: systemd's watchdog runs from the
+            // end of start-up, and a ping before READY would say nothing.
+            Some((n.clone(), timeout, probe))
         }
         _ => None,
     };
+    let watchdog_slot: Arc<Mutex<Option<crate::systemd::Watchdog>>> = Arc::default();
+    let slot = watchdog_slot.clone();
     let result = rt.block_on(async move {
         let cancel = CancellationToken::new();
         // Fleet sync: the agent delivers the store's outbox; without a
@@ -1310,6 +1311,11 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         if let Some(n) = &notifier {
             n.ready(&format!("listening on {}", agent.listen()))?;
         }
+        if let Some((n, timeout, probe)) = watchdog {
+            let w = crate::systemd::Watchdog::spawn(n, timeout, probe)
+                .context("starting the watchdog thread")?;
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
+        }
         let mut beat = tokio::time::interval(Duration::from_secs(1));
         let mut reg = agent.registration();
         status.set_registration(&reg.borrow_and_update().clone());
@@ -1393,6 +1399,10 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         }
         anyhow::Ok(())
     });
+    let watchdog = watchdog_slot
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
     if let Some(w) = watchdog {
         w.stop();
     }
