@@ -516,17 +516,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_id_that_cannot_be_a_header_is_given_up_without_a_request() {
-        let config = WebhookConfig {
+    /// A webhook at port 9 of loopback, where a real POST is refused.
+    fn unreachable(simulate: bool) -> WebhookConfig {
+        WebhookConfig {
             url: "https://127.0.0.1:9/never".into(),
             bearer: None,
             ca_pem: None,
             timeout: Duration::from_secs(1),
             backoff_max: Duration::from_secs(1),
             topics: vec![Topic::Leads],
-            simulate: false,
-        };
+            simulate,
+        }
+    }
+
+    #[test]
+    fn an_id_that_cannot_be_a_header_is_given_up_without_a_request() {
+        let config = unreachable(false);
         let m = OutboxMessage {
             seq: 1,
             msg_id: "bad id\r\nX: y".into(),
@@ -543,15 +548,7 @@ mod tests {
     #[test]
     fn dev_mode_logs_instead_of_posting() {
         // Port 9 would refuse a real POST (Verdict::Retry).
-        let config = WebhookConfig {
-            url: "https://127.0.0.1:9/never".into(),
-            bearer: None,
-            ca_pem: None,
-            timeout: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(1),
-            topics: vec![Topic::Leads],
-            simulate: true,
-        };
+        let config = unreachable(true);
         let m = OutboxMessage {
             seq: 1,
             msg_id: "c1:lead".into(),
