@@ -107,6 +107,11 @@ impl Metrics {
         registry.register("active_calls", "Calls in progress", active_calls.clone());
         let turn_latency: Family<StageLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
+        // Every stage from the start, so a dashboard sees all five series
+        // (a script robot never observes the model's first token).
+        for stage in Stage::ALL {
+            let _ = turn_latency.get_or_create(&[("stage", stage.as_str())]);
+        }
         registry.register_with_unit(
             "turn_latency",
             "Latency of each stage of a turn",

@@ -121,6 +121,15 @@ pub enum AudioError {
         source: hound::Error,
     },
 
+    /// A call recording could not be made or finished.
+    #[error("{}: call recording: {message}", file.display())]
+    Recording {
+        /// The recording's file.
+        file: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+
     /// Two buffers of different rates were joined.
     #[error("cannot append {found} Hz audio to a {expected} Hz buffer; resample first")]
     RateMismatch {

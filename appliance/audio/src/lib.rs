@@ -21,6 +21,7 @@
 //! - [`mod@resample`]: band-limited rate conversion, whole-buffer and streaming.
 //! - [`g711`]: mu-law and A-law.
 //! - [`frame`]: fixed 20 ms frames and the allocation-free [`frame::Framer`].
+//! - [`recorder`]: call recording, caller left and robot right, written as the call goes.
 //! - [`ring`]: the lock-free frame ring between a real-time thread and the rest.
 //! - [`mod@line`]: what a phone line exchanges with the call loop: [`line::LineEvent`]s in,
 //!   the [`line::Playout`] queue of robot speech out (flushed on barge-in).
@@ -31,6 +32,7 @@ pub mod frame;
 pub mod g711;
 pub mod line;
 pub mod pcm;
+pub mod recorder;
 pub mod resample;
 pub mod ring;
 pub mod wav;

@@ -60,6 +60,8 @@ struct Inner {
     /// for telling the robot's echo from the caller.
     levels: [f32; LEVEL_FRAMES],
     level_at: usize,
+    /// The call recorder's robot side: every frame the sender takes.
+    recorder: Option<crate::recorder::RecorderTap>,
 }
 
 /// Frames of output level kept: 320 ms, longer than a line's echo path.
@@ -128,6 +130,19 @@ impl Playout {
     /// nothing is queued (a partial frame is padded). Returns true for voice.
     pub fn next_frame(&self, out: &mut Frame8k, now: Instant) -> bool {
         let mut inner = self.lock();
+        let voice = Self::take(&mut inner, out, now);
+        if let Some(tap) = &inner.recorder {
+            tap.frame(out);
+        }
+        voice
+    }
+
+    /// Records what the sender takes from now on (`None`: stop).
+    pub fn set_recorder(&self, tap: Option<crate::recorder::RecorderTap>) {
+        self.lock().recorder = tap;
+    }
+
+    fn take(inner: &mut Inner, out: &mut Frame8k, now: Instant) -> bool {
         let slot = inner.level_at;
         inner.level_at = (slot + 1) % LEVEL_FRAMES;
         if inner.queue.is_empty() {

@@ -43,7 +43,9 @@ pub mod setup;
 pub mod simulate;
 
 pub use engine::{CallEngine, CallError, EngineConfig, Heard};
-pub use live::{run_call, Line, LineEvents, LiveConfig, LiveStats, Progress, LINE_RATE};
-pub use record::{CallRecord, Speaker, TurnRecord, TurnTimings};
+pub use live::{
+    run_call, Line, LineEvents, LiveConfig, LiveStats, Progress, RecordingSetup, LINE_RATE,
+};
+pub use record::{CallRecord, RecordingInfo, Speaker, TurnRecord, TurnTimings};
 pub use setup::{Models, SetupError};
 pub use simulate::{CallerSource, DemoCaller, Simulation, WavCaller};

@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use vb_audio::line::{LineEvent, Playout};
+use vb_audio::recorder::{CallRecorder, RecorderTap, Side};
 use vb_audio::{resample, Pcm};
 use vb_dialog::{Expect, Reply};
 use vb_llm::{Action, Output, Responder, TurnOutcome, TurnStats, Utterance, REPLY_CHANNEL};
@@ -95,6 +96,43 @@ pub struct LiveConfig {
     /// Beaten by the listener on every frame and by the speaker while it
     /// waits and between stages, for the daemon's watchdog.
     pub progress: Option<Progress>,
+    /// Call recording (off when `None`).
+    pub recording: Option<RecordingSetup>,
+}
+
+/// Where and how calls are recorded.
+#[derive(Debug, Clone)]
+pub struct RecordingSetup {
+    /// The recordings directory (created when missing).
+    pub dir: std::path::PathBuf,
+}
+
+impl RecordingSetup {
+    /// Starts recording a call into a new file in the directory. A failure
+    /// (a read-only or full disk) is logged and the call goes on unrecorded.
+    fn start(&self, max: Duration) -> Option<CallRecorder> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let name = format!(
+            "call-{unix_ms}-{}-{}.wav",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = self.dir.join(name);
+        let made = std::fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("{}: {e}", self.dir.display()))
+            .and_then(|()| CallRecorder::create(&path, max).map_err(|e| e.to_string()));
+        match made {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "call recording off for this call");
+                None
+            }
+        }
+    }
 }
 
 /// The call loop's two heartbeats: the listener's (every 20 ms frame) and
@@ -185,6 +223,7 @@ impl Default for LiveConfig {
             summary_budget: Duration::from_secs(20),
             trace_turns: false,
             progress: None,
+            recording: None,
         }
     }
 }
@@ -226,6 +265,8 @@ struct Shared {
     digits: AtomicBool,
     barge_ins: AtomicU32,
     echo_suppressed: AtomicU32,
+    /// The call recorder's caller side.
+    recorder: Option<RecorderTap>,
 }
 
 fn rms(frame: &[i16]) -> f32 {
@@ -572,12 +613,20 @@ pub fn run_call(
     names: (&str, &str),
 ) -> Result<(CallRecord, LiveStats), CallError> {
     let started = Instant::now();
+    let recorder = config
+        .recording
+        .as_ref()
+        .and_then(|r| r.start(config.max_duration + Duration::from_secs(60)));
+    if let Some(r) = &recorder {
+        playout.set_recorder(Some(r.tap(Side::Robot)));
+    }
     let shared = Arc::new(Shared {
         playout: playout.clone(),
         turn: Mutex::new(TurnToken::default()),
         digits: AtomicBool::new(false),
         barge_ins: AtomicU32::new(0),
         echo_suppressed: AtomicU32::new(0),
+        recorder: recorder.as_ref().map(|r| r.tap(Side::Caller)),
     });
     let (utter_tx, utter_rx) = mpsc::sync_channel(UTTERANCES);
     let closed = Arc::new(AtomicBool::new(false));
@@ -783,6 +832,14 @@ pub fn run_call(
         .or_else(|| line.end_reason())
         .unwrap_or_else(|| "caller_hung_up".to_string());
     let _ = listener.join();
+    playout.set_recorder(None);
+    let recording = recorder.and_then(|r| match r.finish() {
+        Ok(done) => Some(crate::record::RecordingInfo::from_recording(&done)),
+        Err(e) => {
+            tracing::warn!(error = %e, "call recording lost");
+            None
+        }
+    });
     let summary = runtime.block_on(responder.summarize(config.summary_budget));
     let mut record = CallRecord {
         robot: responder.robot().name.clone(),
@@ -800,6 +857,7 @@ pub fn run_call(
         interest: None,
         interest_reason: None,
         summary_source: None,
+        recording,
     };
     record.set_summary(&summary);
     let stats = LiveStats {
@@ -897,6 +955,9 @@ fn listen(
             }
             LineEvent::Audio(f) => f,
         };
+        if let Some(tap) = &shared.recorder {
+            tap.frame(&frame);
+        }
         ep.set_patience(if shared.digits.load(Ordering::SeqCst) {
             Patience::Digits
         } else {

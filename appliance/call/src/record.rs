@@ -140,6 +140,57 @@ pub struct CallRecord {
     /// Who wrote the summary: `llm` or `rules`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary_source: Option<String>,
+    /// The call's audio, when the box records calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingInfo>,
+}
+
+/// A call's recording: a stereo WAV, caller left and robot right, in the
+/// box's recordings directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordingInfo {
+    /// File name inside the recordings directory.
+    pub file: String,
+    /// Container: `wav`.
+    pub format: &'static str,
+    /// Channels: 2 (caller left, robot right).
+    pub channels: u16,
+    /// Sample rate.
+    pub sample_rate: u32,
+    /// Length, ms.
+    pub duration_ms: u64,
+    /// File size.
+    pub bytes: u64,
+    /// The length limit cut it short.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// Frames lost because the disk could not keep up.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_frames: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl RecordingInfo {
+    /// The record's view of a finished recording.
+    pub fn from_recording(r: &vb_audio::recorder::Recording) -> RecordingInfo {
+        RecordingInfo {
+            file: r
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            format: "wav",
+            channels: r.channels,
+            sample_rate: r.sample_rate,
+            duration_ms: r.duration_ms,
+            bytes: r.bytes,
+            truncated: r.truncated,
+            dropped_frames: r.dropped_frames,
+        }
+    }
 }
 
 impl CallRecord {

@@ -367,6 +367,7 @@ impl<'e, 'a> Simulation<'e, 'a> {
             interest: None,
             interest_reason: None,
             summary_source: None,
+            recording: None,
         };
         record.set_summary(&summary);
         Ok((record, track))

@@ -63,6 +63,9 @@ pub struct RawConfig {
     /// Robot folders.
     #[serde(default)]
     pub robots: RobotsSection,
+    /// Call recording (off unless enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingSection>,
 }
 
 /// `[device]`
@@ -179,6 +182,40 @@ impl Default for RobotsSection {
             default: default_robot(),
         }
     }
+}
+
+/// `[recording]`: the caller and the robot as a stereo WAV per call. Tell
+/// callers: a robot that records should say so in its greeting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingSection {
+    /// Record calls.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Where recordings go.
+    #[serde(default = "default_recordings_dir")]
+    pub dir: PathBuf,
+    /// Recordings older than this many days are deleted.
+    #[serde(default = "default_keep_days")]
+    pub keep_days: u32,
+    /// The most disk recordings take, MiB; the oldest go first.
+    #[serde(default = "default_max_mib")]
+    pub max_mib: u64,
+}
+
+/// Longest retention accepted, days.
+pub const MAX_KEEP_DAYS: u32 = 3650;
+/// Largest recordings budget accepted, MiB (1 TiB).
+pub const MAX_RECORDING_MIB: u64 = 1 << 20;
+
+fn default_recordings_dir() -> PathBuf {
+    PathBuf::from("/var/lib/voiceblock/recordings")
+}
+fn default_keep_days() -> u32 {
+    30
+}
+fn default_max_mib() -> u64 {
+    2048
 }
 
 fn default_sip_listen() -> String {
@@ -299,8 +336,21 @@ pub struct Config {
     pub robots_dir: PathBuf,
     /// The answering robot.
     pub robot: String,
+    /// Call recording, when enabled.
+    pub recording: Option<Recording>,
     /// Secrets.
     pub secrets: Secrets,
+}
+
+/// Validated `[recording]` (present only when enabled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    /// Where recordings go.
+    pub dir: PathBuf,
+    /// Retention.
+    pub keep: std::time::Duration,
+    /// Disk budget, bytes.
+    pub max_bytes: u64,
 }
 
 /// Validated `[sip]`.
@@ -603,6 +653,32 @@ impl RawConfig {
             );
         }
 
+        let recording = self.recording.as_ref().filter(|r| r.enabled).map(|r| {
+            if !r.dir.is_absolute() {
+                v.add(
+                    "recording.dir",
+                    format!("{}: must be an absolute path", r.dir.display()),
+                );
+            }
+            if !(1..=MAX_KEEP_DAYS).contains(&r.keep_days) {
+                v.add(
+                    "recording.keep_days",
+                    format!("{}: must be 1 to {MAX_KEEP_DAYS}", r.keep_days),
+                );
+            }
+            if !(1..=MAX_RECORDING_MIB).contains(&r.max_mib) {
+                v.add(
+                    "recording.max_mib",
+                    format!("{}: must be 1 to {MAX_RECORDING_MIB}", r.max_mib),
+                );
+            }
+            Recording {
+                dir: r.dir.clone(),
+                keep: std::time::Duration::from_secs(u64::from(r.keep_days) * 86_400),
+                max_bytes: r.max_mib.saturating_mul(1 << 20),
+            }
+        });
+
         // Both addresses are Some exactly when no problem was recorded for them.
         let (Some(listen), Some(api_listen), true) =
             (sip_listen, api_listen, v.problems.is_empty())
@@ -630,6 +706,7 @@ impl RawConfig {
             store_path: self.store.path.clone(),
             robots_dir: self.robots.dir.clone(),
             robot: self.robots.default.clone(),
+            recording,
             secrets,
         })
     }
@@ -875,6 +952,18 @@ url = "http://127.0.0.1:8081/v1/"
             "http://127.0.0.1:8081/v1/models"
         );
         assert_eq!(c.robot, "reception-ru");
+        assert_eq!(c.recording, None, "recording is off unless enabled");
+    }
+
+    #[test]
+    fn recording_defaults_when_enabled() {
+        let text = format!("{GOOD}\n[recording]\nenabled = true\n");
+        let raw = RawConfig::parse(&text, Path::new("good.toml")).unwrap();
+        let c = raw.validate(Path::new("/etc/voiceblock/voiceblock.toml"), secrets());
+        let r = c.unwrap().recording.unwrap();
+        assert_eq!(r.dir, Path::new("/var/lib/voiceblock/recordings"));
+        assert_eq!(r.keep.as_secs(), 30 * 86_400);
+        assert_eq!(r.max_bytes, 2048 << 20);
     }
 
     #[test]
@@ -908,6 +997,11 @@ listen = "8080"
 [llm]
 url = "ftp://x"
 timeout_ms = 5
+[recording]
+enabled = true
+dir = "recordings"
+keep_days = 0
+max_mib = 0
 "#;
         let raw = RawConfig::parse(text, Path::new("bad.toml")).unwrap();
         let bad = Secrets {
@@ -935,6 +1029,9 @@ timeout_ms = 5
             "secrets.api_token",
             "llm.timeout_ms",
             "llm.url",
+            "recording.dir",
+            "recording.keep_days",
+            "recording.max_mib",
         ] {
             assert!(keys.contains(&k), "{k} not reported: {problems}");
         }

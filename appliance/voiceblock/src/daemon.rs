@@ -75,6 +75,11 @@ pub struct LineArgs {
     /// $STATE_DIRECTORY/calls or ~/.local/state/voiceblock/calls.
     #[arg(long, value_name = "DIR")]
     pub records: Option<PathBuf>,
+    /// Record every call (caller left, robot right, one WAV per call) into
+    /// DIR, kept 30 days and within 2 GiB; the box config's `[recording]`
+    /// sets these on a provisioned box. Off by default.
+    #[arg(long, value_name = "DIR")]
+    pub recordings: Option<PathBuf>,
     /// Extension or SIP URI for "a person" (DTMF 0 transfers there).
     #[arg(long)]
     pub transfer_to: Option<String>,
@@ -132,6 +137,8 @@ pub(crate) struct BoxSetup {
     pub(crate) alsa_device: Option<String>,
     /// The box config file's facts for `GET /api/config` (no secrets).
     file: Value,
+    /// Call recording and its retention, when on.
+    pub(crate) recording: Option<crate::recordings::Retention>,
 }
 
 /// What `GET /api/config` shows: the settings in force after the config
@@ -161,6 +168,11 @@ fn config_view(args: &LineArgs, setup: &BoxSetup) -> Value {
             "records": args.records_dir().display().to_string(),
         },
         "store": setup.db.display().to_string(),
+        "recording": setup.recording.as_ref().map(|r| json!({
+            "dir": r.dir.display().to_string(),
+            "keep_days": r.keep.as_secs() / 86_400,
+            "max_mib": r.max_bytes >> 20,
+        })),
         "api": setup.api.as_ref().map(|a| json!({
             "listen": a.listen.to_string(),
             "token": if a.token.is_some() { "set" } else { "none (loopback only)" },
@@ -201,6 +213,10 @@ pub(crate) fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
             .clone()
             .unwrap_or_else(|| state_dir().join("voiceblock.db"));
         let api = api_from_flag(&args.api)?;
+        let recording = args
+            .recordings
+            .clone()
+            .map(crate::recordings::Retention::with_defaults);
         return Ok((
             args,
             BoxSetup {
@@ -210,6 +226,7 @@ pub(crate) fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
                 robots_dir: state_dir().join("robots"),
                 alsa_device: None,
                 file: json!({ "config_file": null, "note": "flags and their defaults" }),
+                recording,
             },
         ));
     };
@@ -228,6 +245,16 @@ pub(crate) fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
     args.password_file = None;
     args.sip_password = cfg.secrets.sip_password.clone();
     args.max_calls = cfg.sip.max_calls as usize;
+    let recording = match (&cfg.recording, &args.recordings) {
+        (Some(r), _) => Some(crate::recordings::Retention {
+            dir: r.dir.clone(),
+            keep: r.keep,
+            max_bytes: r.max_bytes,
+        }),
+        (None, Some(dir)) => Some(crate::recordings::Retention::with_defaults(dir.clone())),
+        (None, None) => None,
+    };
+    args.recordings = recording.as_ref().map(|r| r.dir.clone());
     let folder = cfg.robots_dir.join(&cfg.robot);
     args.robot = if folder.join("robot.toml").is_file() {
         folder.display().to_string()
@@ -259,6 +286,7 @@ pub(crate) fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
             api,
             robots_dir: cfg.robots_dir.clone(),
             alsa_device: cfg.alsa_device.clone(),
+            recording,
             file: json!({
                 "config_file": path.display().to_string(),
                 "secrets_file": cfg.secrets_path.display().to_string(),
@@ -323,6 +351,22 @@ fn fleet_sync_config(
         db.to_path_buf(),
         broker,
     ))
+}
+
+/// Applies the recordings' retention, logging what it did; a failure is
+/// logged and the next call tries again.
+pub(crate) fn prune_recordings(r: &crate::recordings::Retention) {
+    match r.prune(std::time::SystemTime::now()) {
+        Ok(p) if p.deleted > 0 => tracing::info!(
+            deleted = p.deleted,
+            freed = p.freed,
+            kept_bytes = p.kept_bytes,
+            dir = %r.dir.display(),
+            "call recordings: retention"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(dir = %r.dir.display(), error = %e, "call recordings: retention"),
+    }
 }
 
 /// Where a config pushed from the fleet is kept (the state directory: the
@@ -391,6 +435,10 @@ impl LineArgs {
             transfer_to: self.transfer_to.clone(),
             transfer_fallback: self.transfer_fallback.clone(),
             trace_turns: self.dev,
+            recording: self
+                .recordings
+                .clone()
+                .map(|dir| vb_call::RecordingSetup { dir }),
             ..LiveConfig::default()
         }
     }
@@ -830,6 +878,8 @@ pub(crate) struct CallSink {
     pub(crate) store: Arc<Store>,
     pub(crate) sync: Option<SyncHandle>,
     pub(crate) status: Arc<DaemonStatus>,
+    /// Pruned after every call kept.
+    pub(crate) recordings: Option<crate::recordings::Retention>,
 }
 
 impl CallSink {
@@ -837,6 +887,9 @@ impl CallSink {
     /// still leaves the file), then the store in one transaction, then a
     /// wake-up for the sync agent.
     pub(crate) fn keep<R: KeptCall>(&self, record: &R) -> Result<()> {
+        if let Some(r) = &self.recordings {
+            prune_recordings(r);
+        }
         let file = write_record(&self.records, record);
         let mut row = crate::fleet::new_call(
             record.call(),
@@ -1161,6 +1214,15 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
     let handle = rt.handle().clone();
     let status = Arc::new(DaemonStatus::default());
     let store = open_store(&setup.db)?;
+    if let Some(r) = &setup.recording {
+        println!(
+            "voiceblock: recording calls into {} (kept {} days, at most {} MiB)",
+            r.dir.display(),
+            r.keep.as_secs() / 86_400,
+            r.max_bytes >> 20
+        );
+        prune_recordings(r);
+    }
     // systemd: READY once listening, WATCHDOG while the runtime that
     // carries SIP and media turns over, STOPPING while draining.
     let notifier = crate::systemd::Notifier::from_env()?.map(Arc::new);
@@ -1242,6 +1304,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             store: store.clone(),
             sync,
             status: status.clone(),
+            recordings: setup.recording.clone(),
         });
         let calling = Calling {
             pool: pool.clone(),
@@ -1418,6 +1481,7 @@ pub fn call(models: &Models, target: &str, args: LineArgs, threads: usize) -> Re
         store: open_store(&setup.db)?,
         sync: None,
         status: Arc::new(DaemonStatus::default()),
+        recordings: setup.recording.clone(),
     });
     let live = args.live_config();
     let rt = runtime()?;

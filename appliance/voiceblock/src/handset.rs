@@ -240,6 +240,7 @@ pub fn run(models: &Models, device: Option<String>, args: LineArgs, threads: usi
         store: daemon::open_store(&setup.db)?,
         sync: None,
         status: Arc::new(DaemonStatus::default()),
+        recordings: setup.recording.clone(),
     };
     let rt = daemon::runtime()?;
     let stop = CancellationToken::new();

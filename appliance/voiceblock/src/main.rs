@@ -35,6 +35,7 @@ mod handset;
 mod logring;
 mod outbound;
 mod provision;
+mod recordings;
 mod robots;
 mod systemd;
 mod talk;

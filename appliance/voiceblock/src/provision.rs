@@ -175,6 +175,7 @@ pub fn provision(args: ProvisionArgs) -> Result<Provisioned> {
             }
             r
         },
+        recording: None,
     };
     let generated = match &args.api_token {
         Some(_) => None,

@@ -50,6 +50,120 @@ fn provision(d: &Path, broker: &Broker, sip_port: u16, api_port: u16) {
     );
 }
 
+/// The call was recorded: a stereo WAV, the caller (another box's robot)
+/// on the left and this box's robot on the right, as long as the call.
+fn check_recording(d: &Path) {
+    let file = std::fs::read_dir(d.join("calls"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("the call's JSON record");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let rec = &record["recording"];
+    assert_eq!(rec["format"], "wav", "record: {record:#}");
+    assert_eq!(rec["channels"], 2);
+    assert_eq!(rec["sample_rate"], 8000);
+    let path = d.join("recordings").join(rec["file"].as_str().unwrap());
+    assert_eq!(
+        rec["bytes"].as_u64().unwrap(),
+        std::fs::metadata(&path).unwrap().len()
+    );
+    let wav = hound::WavReader::open(&path).unwrap();
+    let spec = wav.spec();
+    assert_eq!((spec.channels, spec.sample_rate), (2, 8000));
+    let samples: Vec<i16> = wav.into_samples().map(Result::unwrap).collect();
+    let secs = samples.len() as f64 / 2.0 / 8000.0;
+    let call_secs = record["duration_ms"].as_f64().unwrap() / 1000.0;
+    assert!(
+        (secs - call_secs).abs() < 2.0,
+        "recording {secs:.1} s against a {call_secs:.1} s call"
+    );
+    assert_eq!(rec["duration_ms"].as_f64().unwrap() / 1000.0, secs);
+    let loud = |ch: usize| {
+        samples
+            .iter()
+            .skip(ch)
+            .step_by(2)
+            .filter(|s| s.unsigned_abs() > 1000)
+            .count()
+    };
+    // Both robots talk: each side holds at least a second of speech.
+    assert!(loud(0) > 8000, "caller side: {} loud samples", loud(0));
+    assert!(loud(1) > 8000, "robot side: {} loud samples", loud(1));
+}
+
+/// `/metrics` after one real call, read with a Prometheus text-format
+/// parser: every metric the operator surfaces promise is there, and the
+/// ones one call moves have moved.
+fn check_metrics_after_a_call(text: &str) {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("/metrics does not parse: {e}\n{text}"));
+    let value = |name: &str, label: Option<(&str, &str)>| -> Vec<f64> {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => *v,
+                prometheus_parse::Value::Histogram(b) => {
+                    b.iter().map(|c| c.count).fold(0.0, f64::max)
+                }
+                prometheus_parse::Value::Summary(_) => f64::NAN,
+            })
+            .collect()
+    };
+    let one = |name: &str, label: Option<(&str, &str)>| -> f64 {
+        let v = value(name, label);
+        assert_eq!(v.len(), 1, "{name} {label:?}: {v:?} in\n{text}");
+        v[0]
+    };
+    let calls: f64 = value("voiceblock_calls_total", None).iter().sum();
+    assert_eq!(calls, 1.0, "one call counted by result:\n{text}");
+    assert_eq!(one("voiceblock_active_calls", None), 0.0);
+    // Every stage has its histogram; the ones a script call goes through
+    // counted this call's turns.
+    for stage in [
+        "endpoint",
+        "stt",
+        "llm_first_token",
+        "tts_first_audio",
+        "wire",
+    ] {
+        let count = one(
+            "voiceblock_turn_latency_seconds_count",
+            Some(("stage", stage)),
+        );
+        let expect_turns = stage != "llm_first_token";
+        assert_eq!(
+            count > 0.0,
+            expect_turns,
+            "stage {stage}: count {count}\n{text}"
+        );
+    }
+    assert!(one("voiceblock_stt_rtf_count", None) > 0.0, "{text}");
+    assert!(one("voiceblock_tts_rtf_count", None) > 0.0, "{text}");
+    for counter in [
+        "voiceblock_barge_ins_total",
+        "voiceblock_script_fallbacks_total",
+        "voiceblock_rtp_packets_lost_total",
+    ] {
+        assert!(one(counter, None) >= 0.0, "{counter}");
+    }
+    // No registrar here: direct calls only counts as registered (ready).
+    assert_eq!(one("voiceblock_sip_registered", None), 1.0);
+    assert!(one("voiceblock_rtp_jitter_ms", None) >= 0.0);
+    assert_eq!(one("voiceblock_outbox_depth", None), 0.0, "all delivered");
+    assert_eq!(one("voiceblock_mqtt_connected", None), 1.0);
+    assert!(
+        one("voiceblock_process_resident_bytes", None) > 50e6,
+        "models loaded"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     let broker = Broker::start();
@@ -81,6 +195,8 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
             config,
             "--records".into(),
             d.join("calls").display().to_string(),
+            "--recordings".into(),
+            d.join("recordings").display().to_string(),
             "--rtp-ports".into(),
             format!("{rtp}-{}", rtp + 9),
         ],
@@ -109,8 +225,10 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Another box calls this one and hangs up after 12 s.
-    let mut caller = peers::box_caller("voiceblock-call", box_port, 12, d);
+    // Another box calls this one and hangs up after 25 s: long enough for
+    // turns after the greetings (the two robots talk over each other, then
+    // each hears the other or prompts after its silence timeout).
+    let mut caller = peers::box_caller("voiceblock-call", box_port, 25, d);
     let code = caller.wait_exit(Duration::from_secs(150));
     assert_eq!(
         code,
@@ -152,6 +270,8 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(store.outbox_depth().unwrap(), 0);
+
+    check_recording(d);
 
     // Config pushes: one missing its [sip] is refused with the reason and
     // nothing is written; a whole box config is checked and kept for the
@@ -226,11 +346,7 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     );
     let (status, metrics) = peers::http_get(api_port, "/metrics", None);
     assert_eq!(status, 200);
-    let ended = metrics
-        .lines()
-        .find(|l| l.starts_with("voiceblock_calls_total{"))
-        .unwrap_or_else(|| panic!("no calls counter in:\n{metrics}"));
-    assert!(ended.ends_with(" 1"), "one call counted: {ended}");
+    check_metrics_after_a_call(&metrics);
 
     let code = daemon.stop(Duration::from_secs(30));
     assert_eq!(code, Some(0), "daemon exit status");
