@@ -53,7 +53,10 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Robots { action } => robots_cmd(action),
-        Command::Run { line } => crate::daemon::run(&models, line, cli.threads),
+        Command::Run { line } => match crate::daemon::run(&models, line, cli.threads)? {
+            crate::daemon::Outcome::Stopped => Ok(()),
+            crate::daemon::Outcome::Restart(why) => crate::daemon::reexec(&why),
+        },
         Command::Call { target, line } => crate::daemon::call(&models, &target, line, cli.threads),
         Command::Handset { device, line } => {
             crate::handset::run(&models, device, line, cli.threads)

@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -634,6 +634,11 @@ pub(crate) struct DaemonStatus {
     pub(crate) queue_wake: Arc<tokio::sync::Notify>,
     /// Heartbeats of the calls in progress, by SIP Call-ID.
     progress: Arc<Mutex<std::collections::HashMap<String, vb_call::Progress>>>,
+    /// A restart in place is wanted (a pushed config was applied, or the
+    /// fleet said `reload`); the daemon restarts once no call is active.
+    restart: tokio::sync::Notify,
+    /// Why, once wanted; new outbound calls wait while it is set.
+    restart_why: Mutex<Option<String>>,
 }
 
 /// A call's heartbeats stay watched while this lives.
@@ -798,7 +803,26 @@ impl DaemonStatus {
             "mode": "daemon",
             "sip": *self.registration.lock().unwrap_or_else(|p| p.into_inner()),
             "active_calls": self.active.load(Ordering::Relaxed),
+            "restart_pending": *self.restart_why.lock().unwrap_or_else(|p| p.into_inner()),
         })
+    }
+
+    /// Asks for a restart in place once no call is active (the settings a
+    /// new config changes, SIP, the broker, the API, are bound at start).
+    pub(crate) fn request_restart(&self, why: String) {
+        let mut pending = self.restart_why.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.is_none() {
+            *pending = Some(why);
+        }
+        self.restart.notify_one();
+    }
+
+    /// Whether a restart in place is waiting for the calls to end.
+    pub(crate) fn restart_pending(&self) -> Option<String> {
+        self.restart_why
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Calls, turn latency percentiles, memory.
@@ -1181,8 +1205,87 @@ pub(crate) fn prepare(
     Ok((pool, robot))
 }
 
-/// `voiceblock run`: the daemon.
-pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
+/// How `voiceblock run` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stopped (SIGTERM, Ctrl-C): exit.
+    Stopped,
+    /// A new config is in force: start again in place ([`reexec`]).
+    Restart(String),
+}
+
+/// Set on a daemon started again in place, with the reason.
+const RESTART_ENV: &str = "VOICEBLOCK_RESTARTED";
+
+/// `voiceblock run`: the daemon. A restart in place for a pushed config
+/// that then fails to start (its SIP or API address taken, say) puts the
+/// config aside as `pushed-config.failed.toml` (the reason beside it) and
+/// starts again on the config before it, so a bad push cannot take the box
+/// off the phone.
+pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<Outcome> {
+    let started = AtomicBool::new(false);
+    let provisioned = args.config.is_some();
+    match run_once(models, args, threads, &started) {
+        Err(e)
+            if provisioned
+                && !started.load(Ordering::SeqCst)
+                && std::env::var_os(RESTART_ENV).is_some() =>
+        {
+            match set_aside_pushed(&e) {
+                Some(now) => {
+                    eprintln!(
+                        "voiceblock: the pushed config does not start: {e:#}; it is set aside and {now} is used"
+                    );
+                    Ok(Outcome::Restart(format!(
+                        "the pushed config failed to start; {now} in force"
+                    )))
+                }
+                None => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Moves the pushed config in force aside and puts back the one before it;
+/// says which config is in force now, or `None` when no pushed config was.
+fn set_aside_pushed(e: &anyhow::Error) -> Option<String> {
+    let pushed = pushed_config_path();
+    if !pushed.is_file() {
+        return None;
+    }
+    let failed = pushed.with_file_name("pushed-config.failed.toml");
+    std::fs::rename(&pushed, &failed).ok()?;
+    let _ = std::fs::write(failed.with_extension("why"), format!("{e:#}\n"));
+    let previous = pushed.with_file_name("pushed-config.prev.toml");
+    if previous.is_file() && std::fs::rename(&previous, &pushed).is_ok() {
+        Some("the previously pushed config".into())
+    } else {
+        Some("the provisioned config".into())
+    }
+}
+
+/// Starts this program again in the same process (same pid, so systemd
+/// and its watchdog keep watching it), with the same arguments.
+pub fn reexec(why: &str) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut argv = std::env::args_os();
+    let argv0 = argv.next().unwrap_or_else(|| "voiceblock".into());
+    println!("voiceblock: restarting in place: {why}");
+    let err = std::process::Command::new("/proc/self/exe")
+        .arg0(argv0)
+        .args(argv)
+        .env(RESTART_ENV, why)
+        .exec();
+    Err(anyhow::Error::new(err).context("restarting in place (exec /proc/self/exe)"))
+}
+
+fn run_once(
+    models: &Models,
+    args: LineArgs,
+    threads: usize,
+    started: &AtomicBool,
+) -> Result<Outcome> {
     let (mut args, setup) = resolve(args)?;
     if setup.robots_dir.is_dir() {
         // A power cut in the middle of a robot update from the fleet: put
@@ -1289,6 +1392,12 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                                 tracing::warn!(%message, "fleet broker");
                                 watcher.set_mqtt(Err(message));
                             }
+                            // SIP, the broker and the API are bound at
+                            // start: a new config takes effect by starting
+                            // again, once no call is active.
+                            vb_sync::AgentEvent::ConfigApplied { version } => {
+                                watcher.request_restart(format!("config version {version} from the fleet"));
+                            }
                             _ => {}
                         }
                     }
@@ -1327,8 +1436,13 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
             robot: active.clone(),
             max_calls: args.max_calls,
             in_progress: {
+                // A pending restart holds the lines: no new outbound call.
                 let status = status.clone();
-                Arc::new(move || status.active.load(Ordering::Relaxed))
+                let all = args.max_calls;
+                Arc::new(move || match status.restart_pending() {
+                    Some(_) => all,
+                    None => status.active.load(Ordering::Relaxed),
+                })
             },
             wake: status.queue_wake.clone(),
             simulate: args.dev,
@@ -1374,6 +1488,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         if let Some(n) = &notifier {
             n.ready(&format!("listening on {}", agent.listen()))?;
         }
+        started.store(true, Ordering::SeqCst);
         if let Some((n, timeout, probe)) = watchdog {
             let w = crate::systemd::Watchdog::spawn(n, timeout, probe)
                 .context("starting the watchdog thread")?;
@@ -1395,8 +1510,19 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         );
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
+        let mut restart: Option<String> = None;
+        let mut outcome = Outcome::Stopped;
         loop {
             tokio::select! {
+                _ = status.restart.notified(), if restart.is_none() => {
+                    restart = status.restart_pending();
+                    if let Some(why) = &restart {
+                        println!(
+                            "voiceblock: {why}: restarting in place once no call is active ({} now)",
+                            status.active.load(Ordering::Relaxed)
+                        );
+                    }
+                }
                 call = calls.recv() => {
                     let Some(call) = call else { break };
                     tracing::info!(call_id = %call.info.call_id, from = %call.info.from, "call answered");
@@ -1436,7 +1562,15 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                         }
                     }
                 }
-                _ = beat.tick() => heartbeat.beat(),
+                _ = beat.tick() => {
+                    heartbeat.beat();
+                    if let Some(why) = &restart {
+                        if agent.active_calls() == 0 && status.active.load(Ordering::SeqCst) == 0 {
+                            outcome = Outcome::Restart(why.clone());
+                            break;
+                        }
+                    }
+                }
                 _ = tokio::signal::ctrl_c() => break,
                 _ = sigterm.recv() => break,
             }
@@ -1444,7 +1578,10 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
         println!("voiceblock: stopping (draining calls for up to {} s)", args.drain);
         stopping.cancel();
         if let Some(n) = &notifier {
-            let _ = n.stopping(&format!("draining {} call(s)", agent.active_calls()));
+            let _ = match &outcome {
+                Outcome::Restart(why) => n.reloading(&format!("restarting in place: {why}")),
+                Outcome::Stopped => n.stopping(&format!("draining {} call(s)", agent.active_calls())),
+            };
         }
         agent.shutdown(Duration::from_secs(args.drain)).await;
         // Let call threads write their records, then give the sync agent a
@@ -1460,7 +1597,7 @@ pub fn run(models: &Models, args: LineArgs, threads: usize) -> Result<()> {
                 tracing::warn!(error = %e, "HTTP API");
             }
         }
-        anyhow::Ok(())
+        anyhow::Ok(outcome)
     });
     let watchdog = watchdog_slot
         .lock()

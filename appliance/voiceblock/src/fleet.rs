@@ -337,14 +337,26 @@ impl Device for BoxDevice {
             (self.applied_path.with_extension("json.tmp"), body)
         };
         std::fs::write(&tmp, body)
-            .and_then(|_| std::fs::rename(&tmp, &self.applied_path))
+            .map_err(|e| vec![format!("cannot write {}: {e}", tmp.display())])?;
+        if self.daemon.is_some() && self.applied_path.is_file() {
+            // The config in force stays at hand: should the new one fail to
+            // start, the daemon goes back to it.
+            let previous = self.applied_path.with_file_name("pushed-config.prev.toml");
+            let _ = std::fs::remove_file(&previous);
+            let _ = std::fs::hard_link(&self.applied_path, &previous);
+        }
+        std::fs::rename(&tmp, &self.applied_path)
             .map_err(|e| vec![format!("cannot write {}: {e}", self.applied_path.display())])
     }
     fn reload(&self) -> Result<Value, String> {
-        if self.daemon.is_some() {
-            return crate::config::Config::load(&self.config_path)
-                .map(|_| json!({ "config": self.config_path, "valid": true, "note": "SIP, robot and broker settings take effect at the next start" }))
-                .map_err(|e| e.to_string());
+        if let Some(daemon) = &self.daemon {
+            crate::config::Config::load(&self.config_path).map_err(|e| e.to_string())?;
+            daemon.request_restart("reload from the fleet".into());
+            return Ok(json!({
+                "config": self.config_path,
+                "valid": true,
+                "note": "the daemon starts again in place with it once no call is active",
+            }));
         }
         SyncConfig::load(&self.config_path)
             .map(|_| json!({ "config": self.config_path, "valid": true, "note": "broker settings take effect at the next start" }))

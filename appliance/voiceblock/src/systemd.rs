@@ -97,6 +97,9 @@ pub enum State<'a> {
     Watchdog,
     /// Shutdown began (drain in progress).
     Stopping,
+    /// A reload began (the daemon starts again in place); `READY=1` ends it.
+    /// Carries `CLOCK_MONOTONIC` in microseconds, which systemd requires.
+    Reloading(u64),
 }
 
 impl State<'_> {
@@ -105,6 +108,10 @@ impl State<'_> {
             State::Ready => out.push_str("READY=1"),
             State::Watchdog => out.push_str("WATCHDOG=1"),
             State::Stopping => out.push_str("STOPPING=1"),
+            State::Reloading(usec) => {
+                out.push_str("RELOADING=1\nMONOTONIC_USEC=");
+                out.push_str(&usec.to_string());
+            }
             State::Status(text) => {
                 out.push_str("STATUS=");
                 // One line: a newline would start a new assignment.
@@ -204,10 +211,28 @@ impl Notifier {
         self.notify(&[State::Watchdog])
     }
 
+    /// `RELOADING=1` with the time and a status line: the daemon is about
+    /// to start again in place; its next `READY=1` ends the reload.
+    pub fn reloading(&self, status: &str) -> Result<(), NotifyError> {
+        self.notify(&[State::Reloading(monotonic_usec()), State::Status(status)])
+    }
+
     /// `STOPPING=1` with a status line (e.g. "draining 2 calls, 20 s").
     pub fn stopping(&self, status: &str) -> Result<(), NotifyError> {
         self.notify(&[State::Stopping, State::Status(status)])
     }
+}
+
+/// `CLOCK_MONOTONIC` in microseconds.
+pub fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the struct it is given; CLOCK_MONOTONIC
+    // always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000
 }
 
 /// The watchdog timeout systemd expects pings within, from the values of
@@ -576,6 +601,16 @@ mod tests {
             render(&[State::Ready, State::Stopping]),
             "READY=1\nSTOPPING=1"
         );
+    }
+
+    #[test]
+    fn reloading_carries_the_monotonic_clock() {
+        assert_eq!(
+            render(&[State::Reloading(42), State::Status("config v3")]),
+            "RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=config v3"
+        );
+        let (a, b) = (monotonic_usec(), monotonic_usec());
+        assert!(a > 0 && b >= a);
     }
 
     #[test]

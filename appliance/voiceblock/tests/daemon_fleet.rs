@@ -348,6 +348,61 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     assert_eq!(status, 200);
     check_metrics_after_a_call(&metrics);
 
+    // The pushed config (version 3, up to 3 calls) takes effect: with no
+    // call active the daemon starts again in place (same pid, so systemd
+    // keeps watching it) and runs on it.
+    let pid = daemon.child.id();
+    for line in [
+        "config version 3 from the fleet: restarting in place once no call is active",
+        "restarting in place: config version 3",
+        "voiceblock: listening",
+    ] {
+        daemon.wait_for(line, Duration::from_secs(120)).unwrap();
+    }
+    assert_eq!(daemon.child.try_wait().unwrap(), None, "still running");
+    assert_eq!(daemon.child.id(), pid);
+    let (status, body) = peers::http_get(api_port, "/api/config", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["sip"]["max_calls"], 3, "{view:#}");
+
+    // A push that validates but cannot start (its API address is taken)
+    // is set aside at the restart, and the box goes back to version 3.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut bad = serde_json::to_value(&provisioned).unwrap();
+    bad["sip"]["max_calls"] = serde_json::json!(4);
+    bad["api"]["listen"] = serde_json::json!(taken.local_addr().unwrap().to_string());
+    let reports = admin
+        .push_config(
+            &["dev-a".to_string()],
+            &vb_sync::DesiredConfig {
+                version: 4,
+                config: bad,
+            },
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reports[0].1["status"], "applied", "{:#}", reports[0].1);
+    for line in [
+        "the pushed config does not start",
+        "restarting in place: the pushed config failed to start; the previously pushed config in force",
+        "voiceblock: listening",
+    ] {
+        daemon.wait_for(line, Duration::from_secs(120)).unwrap();
+    }
+    assert_eq!(daemon.child.id(), pid);
+    let why = std::fs::read_to_string(d.join("pushed-config.failed.why")).unwrap();
+    assert!(why.contains("HTTP API"), "{why}");
+    assert!(std::fs::read_to_string(d.join("pushed-config.failed.toml"))
+        .unwrap()
+        .contains("max_calls = 4"));
+    let (status, body) = peers::http_get(api_port, "/api/config", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["sip"]["max_calls"], 3, "back on version 3: {view:#}");
+    drop(taken);
+
     let code = daemon.stop(Duration::from_secs(30));
     assert_eq!(code, Some(0), "daemon exit status");
 }
