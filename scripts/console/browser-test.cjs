@@ -89,6 +89,21 @@ const log = (m) => console.log('console test: ' + m);
     const first = await page.textContent('#calls tbody tr');
     if (!/web:/.test(first)) fail('the call is not shown as a web call: ' + first);
     await page.screenshot({ path: path.join(artifacts, 'calls.png'), fullPage: true });
+    // Filters drive the API's query: no outbound call was made; the web call
+    // is inbound and found by its caller text.
+    await page.selectOption('#call-filters [name=direction]', 'outbound');
+    await page.fill('#call-filters [name=caller]', 'web:');
+    await page.click('#call-filters button[type=submit]');
+    await page.waitForFunction(() => /direction=outbound/.test(location.hash));
+    await page.waitForSelector('#empty');
+    await page.selectOption('#call-filters [name=direction]', 'inbound');
+    await page.click('#call-filters button[type=submit]');
+    await page.waitForSelector('#calls tbody tr');
+    const filtered = await page.locator('#calls tbody tr').allTextContents();
+    if (!filtered.length || !filtered.every((t) => /web:/.test(t))) fail('filtered calls: ' + filtered.join(' | '));
+    await page.click('#clear-filters');
+    await page.waitForFunction(() => location.hash === '#/calls');
+    await page.waitForSelector('#calls tbody tr');
     await page.click('#calls tbody tr a');
     await page.waitForSelector('#transcript .turn');
     const transcript = await page.textContent('#transcript');

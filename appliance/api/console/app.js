@@ -67,9 +67,48 @@ function failed(what, r) {
 
 // --- calls ---------------------------------------------------------------
 
-async function viewCalls() {
-  const r = await api('/api/calls?limit=100');
-  if (r.status !== 200) return show(el('h1', {}, 'Calls'), failed('Cannot list calls', r));
+// The calls list's filters: the API's query parameters, kept in the hash
+// (#/calls?robot=...) so a filtered list can be bookmarked and goes back.
+const CALL_FILTERS = ['robot', 'result', 'caller', 'direction', 'lead'];
+const PAGE = 100;
+
+function callFilters(q, calls) {
+  const seen = (k) => [...new Set(calls.map((c) => c[k]).filter(Boolean))].sort();
+  const text = (name, label, list) => el('label', {}, label,
+    el('input', { name, value: q.get(name) || '', list: list ? 'f-' + name : null, maxlength: 128, autocomplete: 'off' }),
+    list ? el('datalist', { id: 'f-' + name }, list.map((v) => el('option', { value: v }))) : null);
+  const pick = (name, label, opts) => {
+    const s = el('select', { name }, opts.map(([v, t]) => el('option', { value: v }, t)));
+    s.value = q.get(name) || '';
+    return el('label', {}, label, s);
+  };
+  const form = el('form', { id: 'call-filters', class: 'filters' },
+    text('robot', 'Robot', seen('robot')),
+    text('result', 'End', seen('end_reason')),
+    text('caller', 'Caller contains'),
+    pick('direction', 'Direction', [['', 'any'], ['inbound', 'inbound'], ['outbound', 'outbound']]),
+    pick('lead', 'Lead', [['', 'any'], ['true', 'with a lead'], ['false', 'without']]),
+    el('span', {}, el('button', { type: 'submit' }, 'Filter'), ' ',
+      el('button', { type: 'button', class: 'secondary', id: 'clear-filters' }, 'Clear')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    for (const k of CALL_FILTERS) { const v = form.elements[k].value.trim(); if (v) p.set(k, v); }
+    location.hash = '#/calls' + (p.toString() ? '?' + p : '');
+  });
+  form.querySelector('#clear-filters').addEventListener('click', () => { location.hash = '#/calls'; });
+  return form;
+}
+
+async function viewCalls(query) {
+  const q = new URLSearchParams(query || '');
+  const p = new URLSearchParams();
+  for (const k of CALL_FILTERS) if (q.get(k)) p.set(k, q.get(k));
+  const offset = Math.max(0, parseInt(q.get('offset') || '0', 10) || 0);
+  p.set('limit', PAGE);
+  if (offset) p.set('offset', offset);
+  const r = await api('/api/calls?' + p);
+  if (r.status !== 200) return show(el('h1', {}, 'Calls'), callFilters(q, []), failed('Cannot list calls', r));
   const calls = r.body.calls || [];
   const rows = calls.map((c) => el('tr', { 'data-call': c.id },
     el('td', { 'data-label': 'When' }, el('a', { href: '#/calls/' + encodeURIComponent(c.id) }, when(c.started_at))),
@@ -78,11 +117,16 @@ async function viewCalls() {
     el('td', { 'data-label': 'Turns' }, c.turns),
     el('td', { 'data-label': 'Length' }, secs(c.ended_at - c.started_at)),
     el('td', { 'data-label': 'End' }, c.end_reason)));
-  show(el('h1', {}, 'Calls'),
-    calls.length === 0 ? el('p', { class: 'mute', id: 'empty' }, 'No calls yet. Try the Talk page.') :
+  const filtered = CALL_FILTERS.some((k) => q.get(k));
+  const page = (o) => { const n = new URLSearchParams(q); if (o) n.set('offset', o); else n.delete('offset'); return '#/calls?' + n; };
+  show(el('h1', {}, 'Calls'), callFilters(q, calls),
+    calls.length === 0 ? el('p', { class: 'mute', id: 'empty' }, filtered || offset ? 'No calls match.' : 'No calls yet. Try the Talk page.') :
       el('table', { class: 'list', id: 'calls' },
         el('thead', {}, el('tr', {}, ['When', 'Caller', 'Robot', 'Turns', 'Length', 'End'].map((h) => el('th', {}, h)))),
-        el('tbody', {}, rows)));
+        el('tbody', {}, rows)),
+    el('p', { class: 'pager' },
+      offset ? el('a', { href: page(Math.max(0, offset - PAGE)), id: 'newer' }, '← Newer') : null, ' ',
+      calls.length === PAGE ? el('a', { href: page(offset + PAGE), id: 'older' }, 'Older →') : null));
 }
 
 const STAGES = [
@@ -139,8 +183,41 @@ async function viewCall(id) {
       el('dt', {}, 'Length'), el('dd', {}, secs(c.ended_at - c.started_at)),
       el('dt', {}, 'End'), el('dd', {}, c.end_reason),
       el('dt', {}, 'Lead'), el('dd', {}, c.has_lead ? el('a', { href: '#/leads' }, 'yes') : 'no')),
+    c.audio ? recordingPlayer(c.audio) : null,
     el('h2', {}, 'Transcript'), legend(),
     el('div', { id: 'transcript' }, turns.map((t) => turnView(t, scale))));
+}
+
+// An <audio src> cannot send the token, so the recording is fetched with
+// it on demand (nothing is downloaded until asked) and played from a blob.
+let audioUrl = null;
+function dropAudio() { if (audioUrl) { URL.revokeObjectURL(audioUrl); audioUrl = null; } }
+
+function recordingPlayer(path) {
+  const audio = el('audio', { controls: '', preload: 'none', id: 'call-audio' });
+  const b = el('button', { type: 'button', class: 'secondary', id: 'load-audio' }, 'Play recording');
+  const note = el('span', { class: 'mute', id: 'audio-status' });
+  b.addEventListener('click', async () => {
+    b.disabled = true; note.textContent = ' Loading…'; note.className = 'mute';
+    const headers = token() ? { Authorization: 'Bearer ' + token() } : {};
+    try {
+      const r = await fetch(path, { headers, cache: 'no-store' });
+      if (!r.ok) {
+        let why = 'HTTP ' + r.status;
+        try { why = (await r.json()).error || why; } catch (_) { /* not JSON */ }
+        note.textContent = ' ' + why; note.className = 'bad'; b.disabled = false;
+        return;
+      }
+      dropAudio();
+      audioUrl = URL.createObjectURL(await r.blob());
+      audio.src = audioUrl;
+      note.textContent = ''; b.remove();
+      audio.play().catch(() => { /* the controls are there */ });
+    } catch (e) {
+      note.textContent = ' ' + e.message; note.className = 'bad'; b.disabled = false;
+    }
+  });
+  return el('div', { class: 'panel', id: 'recording' }, el('h2', {}, 'Recording'), audio, el('p', {}, b, note));
 }
 
 // --- leads ---------------------------------------------------------------
@@ -328,13 +405,15 @@ async function startTalk(status, start, stop, transcript) {
 // --- routing -------------------------------------------------------------
 
 async function route() {
-  const hash = location.hash.replace(/^#\/?/, '') || 'calls';
+  const full = location.hash.replace(/^#\/?/, '') || 'calls';
+  const [hash, query] = full.split('?');
   const [view, arg] = hash.split('/');
+  dropAudio();
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.getAttribute('href') === '#/' + view);
   if (view !== 'talk' && talk) talk.hangup();
   try {
     switch (view) {
-      case 'calls': await (arg ? viewCall(decodeURIComponent(arg)) : viewCalls()); break;
+      case 'calls': await (arg ? viewCall(decodeURIComponent(arg)) : viewCalls(query)); break;
       case 'leads': await viewLeads(); break;
       case 'queue': await viewQueue(); break;
       case 'health': await viewHealth(); break;

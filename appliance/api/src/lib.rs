@@ -36,6 +36,8 @@
 //! - [`routes`]: the handlers and the route table.
 //! - [`queue`]: the outbound queue and do-not-call handlers (numbers checked
 //!   by vb-outbound, bulk uploads all or none).
+//! - [`audio`]: a recorded call's WAV, streamed from the recordings
+//!   directory ([`AppState::with_recordings`]), with one `Range`.
 //! - [`openapi`]: the OpenAPI 3.1 document, tested against the route table.
 //! - [`console`]: the web console's embedded files and their headers.
 //! - [`talk`]: the talk page's WebSocket and [`TalkHandler`], the daemon's
@@ -44,6 +46,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod audio;
 mod auth;
 pub mod config;
 pub mod console;
@@ -91,6 +94,7 @@ pub(crate) struct Shared {
     robot_switch: Option<Arc<dyn RobotSwitch>>,
     talk: Option<Arc<dyn TalkHandler>>,
     box_config: Option<serde_json::Value>,
+    recordings_dir: Option<PathBuf>,
 }
 
 /// Switches the robot in force for `POST /api/robots/{name}/activate`.
@@ -139,6 +143,7 @@ pub struct AppState {
     robot_switch: Option<Arc<dyn RobotSwitch>>,
     talk: Option<Arc<dyn TalkHandler>>,
     box_config: Option<serde_json::Value>,
+    recordings_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -147,6 +152,7 @@ impl std::fmt::Debug for AppState {
             .field("listen", &self.config.listen)
             .field("store", &self.store.path())
             .field("robots_dir", &self.robots_dir)
+            .field("recordings_dir", &self.recordings_dir)
             .field("health_sources", &self.health.len())
             .finish_non_exhaustive()
     }
@@ -173,7 +179,16 @@ impl AppState {
             robot_switch: None,
             talk: None,
             box_config: None,
+            recordings_dir: None,
         }
+    }
+
+    /// Serves recorded calls' audio from `dir`, the box's recordings
+    /// directory (`GET /api/calls/{id}/audio`). Without it, recording is off
+    /// on this box and that route answers 404 saying so.
+    pub fn with_recordings(mut self, dir: PathBuf) -> AppState {
+        self.recordings_dir = Some(dir);
+        self
     }
 
     /// Lets `POST /api/robots/{name}/activate` switch the robot (without
@@ -246,6 +261,7 @@ impl AppState {
             robot_switch: self.robot_switch,
             talk: self.talk,
             box_config: self.box_config,
+            recordings_dir: self.recordings_dir,
         }
     }
 }

@@ -345,7 +345,7 @@ pub(crate) async fn list(
 /// Largest `offset` on the paged lists.
 pub const MAX_OFFSET: usize = 1_000_000;
 
-fn parse_offset(text: Option<&str>) -> Result<usize, Problem> {
+pub(crate) fn parse_offset(text: Option<&str>) -> Result<usize, Problem> {
     match text {
         None => Ok(0),
         Some(t) => match t.trim().parse::<usize>() {

@@ -13,8 +13,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use vb_dialog::{Robot, RobotError};
-use vb_store::{StoreError, Timestamp};
+use vb_store::{CallFilter, Direction, StoreError, Timestamp};
 
+use crate::audio;
 use crate::error::Problem;
 use crate::health::{Check, HealthSource};
 use crate::queue;
@@ -28,6 +29,8 @@ pub const DEFAULT_LIST_LIMIT: usize = 100;
 pub const MAX_ROBOT_NAME: usize = 64;
 /// Largest robot.toml text accepted by `POST /api/robots/validate`.
 pub const MAX_ROBOT_TOML: usize = 64 * 1024;
+/// Longest text filter (`robot`, `result`, `caller`) on `GET /api/calls`.
+pub const MAX_FILTER_BYTES: usize = 128;
 /// Robot folders listed at most (a robots directory is small; this bounds
 /// the work of one request).
 pub const MAX_ROBOTS: usize = 256;
@@ -79,6 +82,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route("get", "/api/health/ready", Token, get(ready)),
         route("get", "/api/calls", Token, get(calls)),
         route("get", "/api/calls/{id}", Token, get(call)),
+        route("get", "/api/calls/{id}/audio", Token, get(audio::audio)),
         route("post", "/api/calls/test", Token, post(queue::test_call)),
         route("get", "/api/leads", Token, get(leads)),
         route("get", "/api/leads.csv", Token, get(leads_csv)),
@@ -163,6 +167,11 @@ pub(crate) fn parse_limit(text: Option<&str>) -> Result<usize, Problem> {
 }
 
 pub(crate) fn parse_since(text: Option<&str>) -> Result<Option<Timestamp>, Problem> {
+    parse_time("since", text)
+}
+
+/// A time parameter `name`: RFC 3339 or Unix milliseconds.
+pub(crate) fn parse_time(name: &str, text: Option<&str>) -> Result<Option<Timestamp>, Problem> {
     let Some(text) = text else {
         return Ok(None);
     };
@@ -173,9 +182,74 @@ pub(crate) fn parse_since(text: Option<&str>) -> Result<Option<Timestamp>, Probl
         .map(Some)
         .map_err(|e| {
             Problem::bad_request(format!(
-            "since {text:?} is neither RFC 3339 (2026-11-29T10:00:00Z) nor Unix milliseconds: {e}"
-        ))
+                "{name} {text:?} is neither RFC 3339 (2026-11-29T10:00:00Z) nor Unix milliseconds: {e}"
+            ))
         })
+}
+
+/// A text filter `name`: absent or empty matches everything; longer than
+/// [`MAX_FILTER_BYTES`] is refused.
+fn parse_text(name: &str, text: Option<String>) -> Result<Option<String>, Problem> {
+    match text {
+        None => Ok(None),
+        Some(t) if t.is_empty() => Ok(None),
+        Some(t) if t.len() > MAX_FILTER_BYTES => Err(Problem::bad_request(format!(
+            "{name} is {} bytes, the limit is {MAX_FILTER_BYTES}",
+            t.len()
+        ))
+        .with_limit(MAX_FILTER_BYTES)),
+        Some(t) => Ok(Some(t)),
+    }
+}
+
+/// Query of `GET /api/calls`, as text; an unknown parameter is a 400 (a
+/// misspelt filter must not silently list every call).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CallsQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    robot: Option<String>,
+    result: Option<String>,
+    caller: Option<String>,
+    lead: Option<String>,
+    direction: Option<String>,
+}
+
+impl CallsQuery {
+    /// The store's filter, limit and offset, or the first bad parameter.
+    fn parse(self) -> Result<(CallFilter, usize, usize), Problem> {
+        let limit = parse_limit(self.limit.as_deref())?;
+        let offset = queue::parse_offset(self.offset.as_deref())?;
+        let lead = match self.lead.as_deref() {
+            None | Some("") => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(Problem::bad_request(format!(
+                    "lead {other:?} is neither true nor false"
+                )))
+            }
+        };
+        let direction = match self.direction.as_deref() {
+            None | Some("") => None,
+            Some(d) => Some(Direction::parse(d).ok_or_else(|| {
+                Problem::bad_request(format!("direction {d:?} is neither inbound nor outbound"))
+            })?),
+        };
+        let filter = CallFilter {
+            since: parse_time("since", self.since.as_deref())?,
+            until: parse_time("until", self.until.as_deref())?,
+            robot: parse_text("robot", self.robot)?,
+            end_reason: parse_text("result", self.result)?,
+            caller: parse_text("caller", self.caller)?,
+            lead,
+            direction,
+        };
+        Ok((filter, limit, offset))
+    }
 }
 
 async fn live() -> Json<Value> {
@@ -219,15 +293,14 @@ async fn ready(State(shared): State<Arc<Shared>>) -> Result<Response, Problem> {
 
 async fn calls(
     State(shared): State<Arc<Shared>>,
-    q: Result<Query<ListQuery>, QueryRejection>,
+    q: Result<Query<CallsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
-    let q = query(q)?;
-    let limit = parse_limit(q.limit.as_deref())?;
-    let since = parse_since(q.since.as_deref())?;
+    let Query(q) = q.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let (filter, limit, offset) = q.parse()?;
     let calls = blocking("reading calls", move || {
         shared
             .store
-            .calls_since(since, limit)
+            .calls(&filter, limit, offset)
             .map_err(store_problem("reading calls"))
     })
     .await?;
@@ -246,7 +319,16 @@ async fn call(
     })
     .await?;
     match found {
-        Some(call) => Ok(Json(json!(call))),
+        Some(call) => {
+            let audio = call
+                .recording
+                .as_ref()
+                .filter(|r| r.is_object())
+                .map(|_| audio::audio_path(&call.id));
+            let mut body = json!(call);
+            body["audio"] = json!(audio);
+            Ok(Json(body))
+        }
         None => Err(Problem::not_found("no call with this id")),
     }
 }

@@ -186,13 +186,60 @@ fn robots_dir(root: &Path) -> PathBuf {
     dir
 }
 
+/// A small valid WAV: 16-bit PCM, `channels` interleaved, `frames` frames
+/// of a ramp.
+fn wav(rate: u32, channels: u16, frames: u32) -> Vec<u8> {
+    let data = frames * u32::from(channels) * 2;
+    let mut w = Vec::with_capacity(44 + data as usize);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&channels.to_le_bytes());
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * u32::from(channels) * 2).to_le_bytes());
+    w.extend_from_slice(&(channels * 2).to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data.to_le_bytes());
+    for i in 0..frames * u32::from(channels) {
+        w.extend_from_slice(&((i % 2000) as i16 * 16).to_le_bytes());
+    }
+    w
+}
+
+/// The `recording` object the daemon puts in a recorded call's record.
+fn recording(file: &str, bytes: usize) -> Value {
+    json!({
+        "file": file, "format": "wav", "channels": 2, "sample_rate": 8000,
+        "duration_ms": 250, "bytes": bytes,
+    })
+}
+
 async fn start_with(config: ApiConfig, health: Option<Arc<dyn HealthSource>>) -> Server {
+    start_full(config, health, true).await
+}
+
+/// Recordings (when `recordings`) live in `<tempdir>/recordings`; c1 is
+/// recorded there (`c1.wav`, a quarter second of stereo 8 kHz).
+async fn start_full(
+    config: ApiConfig,
+    health: Option<Arc<dyn HealthSource>>,
+    recordings: bool,
+) -> Server {
     // reqwest is built without a default rustls provider (the workspace uses
     // ring only); plain http needs none, but the builder asks for one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("box.db")).unwrap());
-    store.record_call(&call("c1", 1_000_000, true)).unwrap();
+    let rec_dir = dir.path().join("recordings");
+    std::fs::create_dir_all(&rec_dir).unwrap();
+    let c1_wav = wav(8000, 2, 2000);
+    std::fs::write(rec_dir.join("c1.wav"), &c1_wav).unwrap();
+    let mut c1 = call("c1", 1_000_000, true);
+    c1.record = json!({"robot": "reception-en", "direction": "inbound", "recording": recording("c1.wav", c1_wav.len())});
+    store.record_call(&c1).unwrap();
     store.record_call(&call("c2", 2_000_000, true)).unwrap();
     store.record_call(&call("c3", 3_000_000, false)).unwrap();
     let metrics = Arc::new(Metrics::new());
@@ -204,6 +251,9 @@ async fn start_with(config: ApiConfig, health: Option<Arc<dyn HealthSource>>) ->
     );
     if let Some(h) = health {
         state = state.with_health(h);
+    }
+    if recordings {
+        state = state.with_recordings(rec_dir);
     }
     let test_calls = Arc::new(TestCallQueue::default());
     state = state.with_test_calls(test_calls.clone());
@@ -243,6 +293,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/api/health/ready"),
     ("GET", "/api/calls"),
     ("GET", "/api/calls/c1"),
+    ("GET", "/api/calls/c1/audio"),
     ("POST", "/api/calls/test"),
     ("GET", "/api/leads"),
     ("GET", "/api/leads.csv"),
@@ -1243,5 +1294,289 @@ async fn robots_are_activated_and_the_active_one_is_marked() {
         Some("front-desk"),
         "unchanged by refusals"
     );
+    s.stop().await;
+}
+
+/// Ids of `GET /api/calls?{q}`, asserting 200.
+async fn call_ids(s: &Server, q: &str) -> Vec<String> {
+    let (status, body) = s.get_json(&format!("/api/calls?{q}")).await;
+    assert_eq!(status, StatusCode::OK, "{q}: {body}");
+    body["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn calls_are_filtered_by_every_parameter_and_paged() {
+    let s = start().await;
+    // Beside c1..c3 (inbound, reception-en, completed, caller +15550000):
+    // an outbound call, a timed-out one from another robot, a talk-page one.
+    let mut o1 = call("o1", 4_000_000, false);
+    o1.caller = Some("+493012345".into());
+    o1.record = json!({"direction": "outbound"});
+    s.store.record_call(&o1).unwrap();
+    let mut t1 = call("t1", 5_000_000, true);
+    t1.robot = "sales-ru".into();
+    t1.end_reason = "timeout".into();
+    t1.caller = Some("sip:50%_off@pbx".into());
+    s.store.record_call(&t1).unwrap();
+    let mut w1 = call("w1", 6_000_000, false);
+    w1.caller = Some("web:127.0.0.1".into());
+    w1.record = json!({"direction": "web"});
+    s.store.record_call(&w1).unwrap();
+
+    assert_eq!(call_ids(&s, "").await, ["w1", "t1", "o1", "c3", "c2", "c1"]);
+    assert_eq!(call_ids(&s, "until=3000000").await, ["c2", "c1"]);
+    assert_eq!(
+        call_ids(&s, "since=1970-01-01T00:33:20Z&until=1970-01-01T01:23:20Z").await,
+        ["o1", "c3", "c2"],
+        "2_000_000 <= ended < 5_000_000"
+    );
+    assert_eq!(call_ids(&s, "robot=sales-ru").await, ["t1"]);
+    assert!(call_ids(&s, "robot=sales").await.is_empty(), "exact");
+    assert_eq!(call_ids(&s, "result=timeout").await, ["t1"]);
+    assert_eq!(call_ids(&s, "caller=%2B4930").await, ["o1"]);
+    assert_eq!(
+        call_ids(&s, "caller=%25_").await,
+        ["t1"],
+        "% and _ are literal"
+    );
+    assert!(call_ids(&s, "caller=%27%20OR%201%3D1%20--")
+        .await
+        .is_empty());
+    assert_eq!(call_ids(&s, "lead=true").await, ["t1", "c2", "c1"]);
+    assert_eq!(call_ids(&s, "lead=false").await, ["w1", "o1", "c3"]);
+    assert_eq!(call_ids(&s, "direction=outbound").await, ["o1"]);
+    assert_eq!(
+        call_ids(&s, "direction=inbound").await,
+        ["w1", "t1", "c3", "c2", "c1"]
+    );
+    assert_eq!(
+        call_ids(
+            &s,
+            "robot=reception-en&result=completed&lead=false&direction=inbound"
+        )
+        .await,
+        ["w1", "c3"]
+    );
+    assert_eq!(
+        call_ids(&s, "robot=&result=&caller=&lead=&direction=")
+            .await
+            .len(),
+        6,
+        "empty filters match everything"
+    );
+    assert_eq!(call_ids(&s, "limit=2&offset=2").await, ["o1", "c3"]);
+    assert!(call_ids(&s, "offset=1000000").await.is_empty());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_call_filters_get_a_400_naming_the_parameter_and_its_limit() {
+    let s = start().await;
+    let long = "x".repeat(129);
+    let cases: Vec<(String, &str, Option<u64>)> = vec![
+        ("direction=sideways".into(), "direction", None),
+        ("direction=OUTBOUND".into(), "direction", None),
+        ("lead=yes".into(), "lead", None),
+        ("lead=1".into(), "lead", None),
+        ("limit=-1".into(), "limit", Some(1000)),
+        ("limit=1001".into(), "limit", Some(1000)),
+        ("offset=-1".into(), "offset", Some(1_000_000)),
+        ("offset=1000001".into(), "offset", Some(1_000_000)),
+        ("since=yesterday".into(), "since", None),
+        ("until=tomorrow".into(), "until", None),
+        ("until=2026-13-01T00:00:00Z".into(), "until", None),
+        (format!("robot={long}"), "robot", Some(128)),
+        (format!("result={long}"), "result", Some(128)),
+        (format!("caller={long}"), "caller", Some(128)),
+        ("robt=sales-ru".into(), "robt", None),
+    ];
+    for (q, names, limit) in cases {
+        let (status, body) = s.get_json(&format!("/api/calls?{q}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(names), "{q}: {error}");
+        match limit {
+            Some(l) => {
+                assert_eq!(body["limit"], l, "{q}: {body}");
+                assert!(error.contains(&l.to_string()), "{q}: {error}");
+            }
+            None => assert!(body.get("limit").is_none(), "{q}: {body}"),
+        }
+    }
+    // 128 bytes is still fine.
+    assert!(call_ids(&s, &format!("robot={}", "x".repeat(128)))
+        .await
+        .is_empty());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_recorded_calls_audio_is_linked_streamed_whole_and_in_ranges() {
+    let s = start().await;
+    let (_, c1) = s.get_json("/api/calls/c1").await;
+    assert_eq!(c1["audio"], "/api/calls/c1/audio");
+    assert!(c1.get("recording").is_none(), "{c1}");
+    let (_, c3) = s.get_json("/api/calls/c3").await;
+    assert_eq!(c3["audio"], Value::Null);
+
+    let expected = wav(8000, 2, 2000);
+    let len = expected.len();
+    let r = s.get("/api/calls/c1/audio").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let h = r.headers().clone();
+    assert_eq!(h[header::CONTENT_TYPE], "audio/wav");
+    assert_eq!(h[header::CONTENT_LENGTH], len.to_string().as_str());
+    assert_eq!(h[header::ACCEPT_RANGES], "bytes");
+    assert_eq!(
+        h[header::CONTENT_DISPOSITION],
+        "inline; filename=\"c1.wav\""
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), expected.as_slice());
+
+    let ranged = |range: String| {
+        s.http
+            .get(s.url("/api/calls/c1/audio"))
+            .bearer_auth(TOKEN)
+            .header(header::RANGE, range)
+            .send()
+    };
+    let r = ranged("bytes=0-3".into()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        r.headers()[header::CONTENT_RANGE],
+        format!("bytes 0-3/{len}").as_str()
+    );
+    assert_eq!(r.headers()[header::CONTENT_LENGTH], "4");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"RIFF");
+
+    let r = ranged(format!("bytes={}-", len - 10)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &expected[len - 10..]);
+    let r = ranged("bytes=-6".into()).await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &expected[len - 6..]);
+    let r = ranged("bytes=40-2000000".into()).await.unwrap();
+    assert_eq!(
+        r.headers()[header::CONTENT_RANGE],
+        format!("bytes 40-{}/{len}", len - 1).as_str()
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &expected[40..]);
+
+    let r = ranged(format!("bytes={len}-")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        r.headers()[header::CONTENT_RANGE],
+        format!("bytes */{len}").as_str()
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["limit"], len);
+    // Several ranges are not served as multipart: the whole file.
+    let r = ranged("bytes=0-1,4-5".into()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap().len(), len);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn audio_says_why_it_is_missing_and_never_leaves_the_recordings_directory() {
+    let s = start().await;
+    let rec_dir = s._dir.path().join("recordings");
+    let (status, body) = s.get_json("/api/calls/nope/audio").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"].as_str().unwrap().contains("unknown call"),
+        "{body}"
+    );
+    let (status, body) = s.get_json("/api/calls/c3/audio").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"].as_str().unwrap().contains("no recording"),
+        "{body}"
+    );
+
+    // Removed by retention: the record still names it.
+    let mut gone = call("gone", 4_000_000, false);
+    gone.record = json!({"recording": recording("gone.wav", 44)});
+    s.store.record_call(&gone).unwrap();
+    let (status, body) = s.get_json("/api/calls/gone/audio").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"].as_str().unwrap().contains("retention"),
+        "{body}"
+    );
+
+    // Names that would leave the directory, next to files they would reach.
+    std::fs::write(s._dir.path().join("secret.wav"), b"not for you").unwrap();
+    let long = "x".repeat(256);
+    let bad = [
+        "../secret.wav",
+        "..",
+        "/etc/passwd",
+        "sub/../../secret.wav",
+        "..\\secret.wav",
+        "a\0.wav",
+        "",
+        long.as_str(),
+    ];
+    for (i, name) in bad.iter().enumerate() {
+        let id = format!("bad{i}");
+        let mut c = call(&id, 5_000_000 + i as i64, false);
+        c.record = json!({"recording": recording(name, 11)});
+        s.store.record_call(&c).unwrap();
+        let r = s.get(&format!("/api/calls/{id}/audio")).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR, "{name:?}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("corrupt record"),
+            "{name:?}: {body}"
+        );
+    }
+    // Not a string, not WAV, not a plain file.
+    let others = [
+        ("num", json!({"recording": {"file": 7, "format": "wav"}})),
+        (
+            "mp3",
+            json!({"recording": {"file": "c1.wav", "format": "mp3"}}),
+        ),
+        ("str", json!({"recording": "c1.wav"})),
+    ];
+    for (id, record) in others {
+        let mut c = call(id, 6_000_000, false);
+        c.record = record;
+        s.store.record_call(&c).unwrap();
+        let r = s.get(&format!("/api/calls/{id}/audio")).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR, "{id}");
+    }
+    std::os::unix::fs::symlink(s._dir.path().join("secret.wav"), rec_dir.join("link.wav")).unwrap();
+    std::fs::create_dir(rec_dir.join("dir.wav")).unwrap();
+    for (id, name) in [("link", "link.wav"), ("dir", "dir.wav")] {
+        let mut c = call(id, 7_000_000, false);
+        c.record = json!({"recording": recording(name, 11)});
+        s.store.record_call(&c).unwrap();
+        let r = s.get(&format!("/api/calls/{id}/audio")).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR, "{id}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains("corrupt record"), "{id}: {text}");
+        assert!(!text.contains("not for you"));
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn with_recording_off_the_audio_route_says_so() {
+    let s = start_full(config(), None, false).await;
+    let (status, body) = s.get_json("/api/calls/c1/audio").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["error"],
+        "call recording is off on this box ([recording] in the box config)"
+    );
+    let (status, body) = s.get_json("/api/calls/nope/audio").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("unknown call"));
     s.stop().await;
 }

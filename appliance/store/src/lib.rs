@@ -14,7 +14,7 @@
 //!         Store::enforce_retention (byte/row budget; never a call │ Store::pending ─► sync (publish QoS1)
 //!         with an undelivered outbox row)                          │ Store::mark_delivered ◄─ PUBACK
 //!                                │
-//!  Store::leads_since / lead / calls_since / call ──► HTTP API (vb-api)
+//!  Store::leads_since / lead / calls (CallFilter) / call ──► HTTP API (vb-api)
 //!  Store::leads_since ──export::write_csv | write_json──► `voiceblock leads export`
 //!
 //!  outbound queue ──Store::queue_add / queue_claim / queue_finish──► outbound_jobs + outbound_attempts
@@ -46,7 +46,7 @@ pub mod store;
 
 pub use error::StoreError;
 pub use model::{
-    CallDetail, CallSummary, ConfigEntry, ConfigOutcome, ForwarderFailure, LeadRow, NewCall,
-    NewLead, NewTurn, OutboxMessage, Speaker, Timestamp, TurnRow,
+    CallDetail, CallFilter, CallSummary, ConfigEntry, ConfigOutcome, Direction, ForwarderFailure,
+    LeadRow, NewCall, NewLead, NewTurn, OutboxMessage, Speaker, Timestamp, TurnRow,
 };
 pub use store::{Retention, RetentionReport, Store, Topic};

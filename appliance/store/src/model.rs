@@ -270,4 +270,63 @@ pub struct CallDetail {
     pub turns: Vec<TurnRow>,
     /// Whether the call produced a lead (`Store::lead` reads it).
     pub has_lead: bool,
+    /// The `recording` object of the stored call record, when the daemon
+    /// recorded the call (`{"file", "format", "channels", "sample_rate",
+    /// "duration_ms", "bytes"}`), as stored: the API checks it before use.
+    /// Not serialized: the API says where the audio is instead.
+    #[serde(skip)]
+    pub recording: Option<serde_json::Value>,
+}
+
+/// Who placed a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Every call the box did not place: SIP inbound, the handset, the
+    /// console's talk page.
+    Inbound,
+    /// The box placed it: the outbound queue or a test call.
+    Outbound,
+}
+
+impl Direction {
+    /// `inbound` or `outbound`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    /// Parses `inbound` or `outbound`.
+    pub fn parse(text: &str) -> Option<Direction> {
+        match text {
+            "inbound" => Some(Direction::Inbound),
+            "outbound" => Some(Direction::Outbound),
+            _ => None,
+        }
+    }
+}
+
+/// Which calls `Store::calls` lists; every field set narrows the list
+/// (`Default` matches every call).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFilter {
+    /// Ended at or after this time.
+    pub since: Option<Timestamp>,
+    /// Ended before this time.
+    pub until: Option<Timestamp>,
+    /// Taken by this robot (exact name).
+    pub robot: Option<String>,
+    /// Ended for this reason (the stored `end_reason`, exact).
+    pub end_reason: Option<String>,
+    /// The caller contains this text (case-sensitive; calls with no
+    /// known caller never match).
+    pub caller: Option<String>,
+    /// With (`true`) or without (`false`) a lead.
+    pub lead: Option<bool>,
+    /// Placed by the box or not. Outbound: the stored record's top-level
+    /// `"direction"` is `"outbound"` (the daemon's SIP records carry it), or
+    /// an outbound queue job or attempt links to the call.
+    pub direction: Option<Direction>,
 }

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::error::StoreError;
 use crate::model::{
-    CallDetail, CallSummary, ConfigEntry, ConfigOutcome, ForwarderFailure, LeadRow, NewCall,
-    OutboxMessage, Speaker, Timestamp, TurnRow,
+    CallDetail, CallFilter, CallSummary, ConfigEntry, ConfigOutcome, Direction, ForwarderFailure,
+    LeadRow, NewCall, OutboxMessage, Speaker, Timestamp, TurnRow,
 };
 use crate::schema;
 
@@ -86,6 +86,14 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store").field("path", &self.path).finish()
     }
 }
+
+/// True for a call the box placed: its record says `"direction":
+/// "outbound"` (SIP records; handset and talk records say `handset`, `web`),
+/// or the outbound queue links a job or attempt to it. A record that is not
+/// JSON counts as not placed by the box.
+const OUTBOUND: &str = "(IFNULL(CASE WHEN json_valid(c.record) THEN json_extract(c.record, '$.direction') END, '') = 'outbound'
+     OR EXISTS (SELECT 1 FROM outbound_attempts a WHERE a.call_id = c.id)
+     OR EXISTS (SELECT 1 FROM outbound_jobs j WHERE j.call_id = c.id))";
 
 /// The lead columns [`lead_row`] reads, joined with their call.
 const LEAD_SELECT: &str = "SELECT l.call_id, l.stored_at, c.caller, c.robot, l.name, l.phone, l.request, l.dates, l.city,
@@ -676,18 +684,83 @@ impl Store {
         since: Option<Timestamp>,
         limit: usize,
     ) -> Result<Vec<CallSummary>, StoreError> {
+        self.calls(
+            &CallFilter {
+                since,
+                ..CallFilter::default()
+            },
+            limit,
+            0,
+        )
+    }
+
+    /// The calls `filter` matches, newest first (by end time): `limit` of
+    /// them after skipping `offset`. One query; every value is bound as a
+    /// parameter. The direction filter reads each candidate's record JSON,
+    /// so it costs a parse per call kept (retention bounds their number).
+    pub fn calls(
+        &self,
+        filter: &CallFilter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<CallSummary>, StoreError> {
+        use rusqlite::types::Value;
+        let mut sql = String::from(
+            "SELECT c.id, c.caller, c.started_at, c.ended_at, c.end_reason, c.robot,
+                    (SELECT COUNT(*) FROM turns t WHERE t.call_id = c.id)
+             FROM calls c WHERE 1",
+        );
+        let mut args: Vec<Value> = Vec::new();
+        // Each condition is fixed text; only its value travels as `?`.
+        let mut cond = |text: &str, value: Option<Value>| {
+            sql.push_str(" AND ");
+            sql.push_str(text);
+            if let Some(v) = value {
+                args.push(v);
+            }
+        };
+        if let Some(t) = filter.since {
+            cond("c.ended_at >= ?", Some(Value::Integer(t.0)));
+        }
+        if let Some(t) = filter.until {
+            cond("c.ended_at < ?", Some(Value::Integer(t.0)));
+        }
+        if let Some(r) = &filter.robot {
+            cond("c.robot = ?", Some(Value::Text(r.clone())));
+        }
+        if let Some(r) = &filter.end_reason {
+            cond("c.end_reason = ?", Some(Value::Text(r.clone())));
+        }
+        if let Some(c) = &filter.caller {
+            // instr, not LIKE: `%` and `_` in the text mean themselves.
+            cond("instr(c.caller, ?) > 0", Some(Value::Text(c.clone())));
+        }
+        match filter.lead {
+            Some(true) => cond(
+                "EXISTS (SELECT 1 FROM leads l WHERE l.call_id = c.id)",
+                None,
+            ),
+            Some(false) => cond(
+                "NOT EXISTS (SELECT 1 FROM leads l WHERE l.call_id = c.id)",
+                None,
+            ),
+            None => {}
+        }
+        match filter.direction {
+            Some(Direction::Outbound) => cond(OUTBOUND, None),
+            Some(Direction::Inbound) => cond(&format!("NOT {OUTBOUND}"), None),
+            None => {}
+        }
+        sql.push_str(" ORDER BY c.ended_at DESC, c.rowid DESC LIMIT ? OFFSET ?");
+        args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        args.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
+
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT c.id, c.caller, c.started_at, c.ended_at, c.end_reason, c.robot,
-                        (SELECT COUNT(*) FROM turns t WHERE t.call_id = c.id)
-                 FROM calls c WHERE c.ended_at >= ?1
-                 ORDER BY c.ended_at DESC, c.rowid DESC LIMIT ?2",
-            )
+            .prepare_cached(&sql)
             .map_err(self.err("reading calls"))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![since.map_or(i64::MIN, |t| t.0), limit], |r| {
+            .query_map(rusqlite::params_from_iter(args), |r| {
                 Ok(CallSummary {
                     id: r.get(0)?,
                     caller: r.get(1)?,
@@ -712,7 +785,8 @@ impl Store {
         let head = tx
             .query_row(
                 "SELECT c.id, c.caller, c.started_at, c.ended_at, c.stored_at, c.end_reason, c.robot,
-                        c.mode, c.language, EXISTS (SELECT 1 FROM leads l WHERE l.call_id = c.id)
+                        c.mode, c.language, EXISTS (SELECT 1 FROM leads l WHERE l.call_id = c.id),
+                        CASE WHEN json_valid(c.record) THEN c.record -> '$.recording' END
                  FROM calls c WHERE c.id = ?1",
                 [id],
                 |r| {
@@ -728,6 +802,11 @@ impl Store {
                         language: r.get(8)?,
                         turns: Vec::new(),
                         has_lead: r.get(9)?,
+                        // `->` gives JSON text; a JSON null is no recording.
+                        recording: r
+                            .get::<_, Option<String>>(10)?
+                            .and_then(|t| serde_json::from_str(&t).ok())
+                            .filter(|v: &serde_json::Value| !v.is_null()),
                     })
                 },
             )
@@ -1082,6 +1161,218 @@ mod tests {
             ["c3", "c2"]
         );
         assert_eq!(ids(s.calls_since(None, 1).unwrap()), ["c3"]);
+    }
+
+    /// Six calls, one per minute, varied in every filtered field.
+    fn filtered_store() -> (tempfile::TempDir, Store) {
+        let (d, s) = open();
+        let rows = [
+            // id, caller, robot, end reason, lead, record direction
+            (
+                "in1",
+                Some("+15550001"),
+                "reception-en",
+                "completed",
+                true,
+                "inbound",
+            ),
+            (
+                "in2",
+                Some("+15550002"),
+                "sales-ru",
+                "caller_hung_up",
+                false,
+                "inbound",
+            ),
+            (
+                "out1",
+                Some("+4930123"),
+                "reception-en",
+                "completed",
+                false,
+                "outbound",
+            ),
+            (
+                "web1",
+                Some("web:127.0.0.1"),
+                "reception-en",
+                "completed",
+                true,
+                "web",
+            ),
+            ("hs1", None, "sales-ru", "timeout", false, "handset"),
+            (
+                "q1",
+                Some("sip:100%_x@pbx"),
+                "sales-ru",
+                "completed",
+                true,
+                "inbound",
+            ),
+        ];
+        for (i, (id, caller, robot, reason, lead, dir)) in rows.into_iter().enumerate() {
+            let mut c = call(id, "+1");
+            c.caller = caller.map(String::from);
+            c.robot = robot.into();
+            c.end_reason = reason.into();
+            c.ended_at = Timestamp(60_000 * (i as i64 + 1));
+            c.started_at = Timestamp(c.ended_at.0 - 30_000);
+            if !lead {
+                c.lead = None;
+            }
+            c.record = json!({ "direction": dir });
+            s.record_call(&c).unwrap();
+        }
+        // q1's record lacks the outbound mark; the queue's link makes it
+        // outbound all the same.
+        s.queue_add(&[crate::queue::NewJob {
+            number: "+15550099".into(),
+            dnc_key: "+15550099".into(),
+            name: None,
+            note: None,
+            priority: 0,
+            not_before: None,
+        }])
+        .unwrap();
+        s.conn()
+            .execute("UPDATE outbound_jobs SET call_id = 'q1'", [])
+            .unwrap();
+        (d, s)
+    }
+
+    fn ids_of(s: &Store, f: CallFilter) -> Vec<String> {
+        s.calls(&f, 100, 0)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    }
+
+    #[test]
+    fn calls_filter_by_each_field() {
+        let (_d, s) = filtered_store();
+        let all = CallFilter::default();
+        assert_eq!(
+            ids_of(&s, all.clone()),
+            ["q1", "hs1", "web1", "out1", "in2", "in1"]
+        );
+        let f = |g: fn(&mut CallFilter)| {
+            let mut f = CallFilter::default();
+            g(&mut f);
+            ids_of(&s, f)
+        };
+        assert_eq!(
+            f(|f| f.since = Some(Timestamp(240_000))),
+            ["q1", "hs1", "web1"]
+        );
+        assert_eq!(
+            f(|f| f.until = Some(Timestamp(120_000))),
+            ["in1"],
+            "until is exclusive"
+        );
+        assert_eq!(
+            f(|f| f.robot = Some("sales-ru".into())),
+            ["q1", "hs1", "in2"]
+        );
+        assert!(
+            f(|f| f.robot = Some("sales".into())).is_empty(),
+            "robot is exact"
+        );
+        assert_eq!(f(|f| f.end_reason = Some("timeout".into())), ["hs1"]);
+        assert_eq!(f(|f| f.caller = Some("5550".into())), ["in2", "in1"]);
+        assert_eq!(f(|f| f.caller = Some("%_".into())), ["q1"], "no wildcards");
+        assert!(f(|f| f.caller = Some("' OR 1=1 --".into())).is_empty());
+        assert_eq!(f(|f| f.lead = Some(true)), ["q1", "web1", "in1"]);
+        assert_eq!(f(|f| f.lead = Some(false)), ["hs1", "out1", "in2"]);
+        assert_eq!(
+            f(|f| f.direction = Some(Direction::Outbound)),
+            ["q1", "out1"]
+        );
+        assert_eq!(
+            f(|f| f.direction = Some(Direction::Inbound)),
+            ["hs1", "web1", "in2", "in1"]
+        );
+    }
+
+    #[test]
+    fn call_filters_combine_and_page() {
+        let (_d, s) = filtered_store();
+        let f = CallFilter {
+            since: Some(Timestamp(120_000)),
+            until: Some(Timestamp(360_000)),
+            robot: Some("reception-en".into()),
+            end_reason: Some("completed".into()),
+            ..CallFilter::default()
+        };
+        assert_eq!(ids_of(&s, f.clone()), ["web1", "out1"]);
+        assert_eq!(
+            ids_of(
+                &s,
+                CallFilter {
+                    lead: Some(true),
+                    ..f.clone()
+                }
+            ),
+            ["web1"]
+        );
+        assert_eq!(
+            ids_of(
+                &s,
+                CallFilter {
+                    direction: Some(Direction::Outbound),
+                    caller: Some("+49".into()),
+                    ..f.clone()
+                }
+            ),
+            ["out1"]
+        );
+        let page = |limit, offset| {
+            s.calls(&CallFilter::default(), limit, offset)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(page(2, 0), ["q1", "hs1"]);
+        assert_eq!(page(2, 2), ["web1", "out1"]);
+        assert_eq!(page(2, 5), ["in1"]);
+        assert!(page(2, 6).is_empty());
+        assert!(page(usize::MAX, usize::MAX).is_empty());
+    }
+
+    #[test]
+    fn a_call_record_that_is_not_json_still_lists() {
+        let (_d, s) = filtered_store();
+        s.conn()
+            .execute("UPDATE calls SET record = 'not json' WHERE id = 'out1'", [])
+            .unwrap();
+        let inbound = ids_of(
+            &s,
+            CallFilter {
+                direction: Some(Direction::Inbound),
+                ..CallFilter::default()
+            },
+        );
+        assert!(inbound.contains(&"out1".to_string()), "{inbound:?}");
+        assert!(s.call("out1").unwrap().unwrap().recording.is_none());
+    }
+
+    #[test]
+    fn a_recorded_call_reads_back_with_its_recording() {
+        let (_d, s) = open();
+        let mut c = call("c1", "+1");
+        c.record = json!({"recording": {"file": "c1.wav", "format": "wav", "bytes": 44}});
+        s.record_call(&c).unwrap();
+        let mut c = call("c2", "+1");
+        c.record = json!({"recording": null});
+        s.record_call(&c).unwrap();
+        s.record_call(&call("c3", "+1")).unwrap();
+        assert_eq!(
+            s.call("c1").unwrap().unwrap().recording,
+            Some(json!({"file": "c1.wav", "format": "wav", "bytes": 44}))
+        );
+        assert_eq!(s.call("c2").unwrap().unwrap().recording, None);
+        assert_eq!(s.call("c3").unwrap().unwrap().recording, None);
     }
 
     #[test]
