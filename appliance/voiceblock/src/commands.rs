@@ -71,6 +71,18 @@ pub fn run(cli: Cli) -> Result<()> {
             BenchWhat::Tts { runs } => bench::tts(&models, runs),
             BenchWhat::Turn { calls } => bench::turn(&models, calls, cli.threads),
             BenchWhat::Rtp { seconds } => bench::rtp(seconds),
+            BenchWhat::Wire {
+                models: speech,
+                turns,
+                levels,
+            } => crate::bench_wire::wire(
+                &models,
+                crate::bench_wire::WireArgs {
+                    models: speech,
+                    turns,
+                    levels,
+                },
+            ),
             BenchWhat::Api {
                 addr,
                 token,

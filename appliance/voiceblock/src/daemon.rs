@@ -1474,8 +1474,12 @@ fn run_once(
                 .with_queue_wake(status.queue_wake.clone())
                 .with_test_calls(api_test_calls.clone())
                 .with_robot_switch(active.clone())
-                .with_box_config(view)
-                .with_talk(Arc::new(crate::talk::WebTalk::new(
+                .with_box_config(view);
+                let state = match &setup.recording {
+                    Some(r) => state.with_recordings(r.dir.clone()),
+                    None => state,
+                };
+                let state = state.with_talk(Arc::new(crate::talk::WebTalk::new(
                     calling.clone(),
                     agent.clone(),
                     stopping.clone(),

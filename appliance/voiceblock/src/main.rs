@@ -26,6 +26,7 @@
 //! - [`logring`]: the last log lines in memory, for the fleet's `logs` command.
 
 mod bench;
+mod bench_wire;
 mod check;
 mod commands;
 mod config;
@@ -245,6 +246,24 @@ pub enum BenchWhat {
         /// Length of each stream in seconds (50 packets a second).
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+    },
+    /// Turn latency on the wire against a `voiceblock run` child on
+    /// loopback, with callers speaking a scripted English dialog: p50/p95
+    /// per speech model and calls at once, the daemon's CPU per call.
+    Wire {
+        /// Speech models, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "whisper-base,whisper-tiny.en"
+        )]
+        models: Vec<String>,
+        /// Caller turns per level (at least 5 per caller).
+        #[arg(long, default_value_t = 20)]
+        turns: usize,
+        /// Calls at once, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        levels: Vec<usize>,
     },
     /// HTTP API latency under concurrent clients (run it against a daemon,
     /// idle and while calls run): each client opens a connection per request.

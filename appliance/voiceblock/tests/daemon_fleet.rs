@@ -50,6 +50,28 @@ fn provision(d: &Path, broker: &Broker, sip_port: u16, api_port: u16) {
     );
 }
 
+/// A GET whose body is bytes (a WAV): the head as text, the body.
+fn get_bytes(port: u16, path: &str, token: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let at = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head");
+    (
+        String::from_utf8_lossy(&all[..at]).into_owned(),
+        all[at + 4..].to_vec(),
+    )
+}
+
 /// The call was recorded: a stereo WAV, the caller (another box's robot)
 /// on the left and this box's robot on the right, as long as the call.
 fn check_recording(d: &Path) {
@@ -338,6 +360,39 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     let (status, body) = peers::http_get(api_port, "/api/calls", Some(TOKEN));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&call_id), "the call is listed: {body}");
+    // Filters: the call came in, so it is not among the outbound ones.
+    let (status, body) = peers::http_get(
+        api_port,
+        "/api/calls?direction=inbound&robot=reception-en",
+        Some(TOKEN),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&call_id), "inbound: {body}");
+    let (status, body) = peers::http_get(api_port, "/api/calls?direction=outbound", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains(&call_id), "outbound: {body}");
+    let (status, body) = peers::http_get(api_port, "/api/calls?direction=sideways", Some(TOKEN));
+    assert_eq!(status, 400, "{body}");
+    // Its recording, through the API, byte for byte.
+    let (status, body) = peers::http_get(api_port, &format!("/api/calls/{call_id}"), Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let audio = detail["audio"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no audio: {detail:#}"));
+    let (head, wav) = get_bytes(api_port, audio, TOKEN);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: audio/wav"),
+        "{head}"
+    );
+    let on_disk = std::fs::read_dir(d.join("recordings"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .next()
+        .unwrap();
+    assert_eq!(wav, on_disk, "the API serves the recording as written");
     let (status, body) = peers::http_get(api_port, "/api/health/ready", Some(TOKEN));
     assert_eq!(status, 200, "ready: {body}");
     assert!(

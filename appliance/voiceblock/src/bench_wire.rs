@@ -1,0 +1,438 @@
+//! `voiceblock bench wire`: turn latency on the wire, CPU per call and how
+//! many calls at once keep p95 under the bound, against a real daemon.
+//!
+//! The daemon under test is this binary's `voiceblock run`, started as a
+//! child process on loopback (flags only, a scratch state folder), so its
+//! CPU time is its own (read from `/proc/<pid>/stat`). The bench is the
+//! caller: a SIP agent of its own places calls to the daemon and speaks a
+//! scripted English caller, synthesized beforehand with the box's Piper
+//! voice, one utterance per robot question. For every caller turn it takes:
+//!
+//! - **heard**: from the moment its last voice packet of the utterance left
+//!   (the sender's spurt start plus the utterance's length) to the first
+//!   robot frame with voice out of the caller's jitter buffer: what a
+//!   caller hears, including both jitter buffers;
+//! - **box wire**: the daemon's own record of the turn (`turn_latency_ms`:
+//!   from the last caller voice frame it took to its first robot voice
+//!   packet sent), read from its call records afterwards.
+//!
+//! Each concurrency level runs that many callers at once, each placing
+//! calls one after another until it has its share of turns.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use tokio_util::sync::CancellationToken;
+use vb_audio::line::LineEvent;
+use vb_audio::pcm::rms_i16;
+use vb_call::Models;
+use vb_sip::{SipAgent, SipConfig};
+use vb_tts::CancelToken;
+
+/// What the caller says, in the order the reception robot asks.
+const CALLER: [&str; 5] = [
+    "Hello, I would like to book a table for four people on Friday evening.",
+    "My name is John Smith.",
+    "My number is five five five, one two three, four five six seven.",
+    "Friday after six.",
+    "Yes, that is correct.",
+];
+/// A robot frame with voice: RMS above this (full scale 1.0).
+const VOICE_RMS: f32 = 0.01;
+/// The robot has finished talking after this much silence.
+const ROBOT_DONE: Duration = Duration::from_millis(1500);
+/// A turn with no robot voice within this is counted as unanswered.
+const REPLY_LIMIT: Duration = Duration::from_secs(15);
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct WireArgs {
+    /// Speech models to compare (`whisper-base`, `whisper-tiny.en`).
+    pub models: Vec<String>,
+    /// Caller turns per concurrency level (at least).
+    pub turns: usize,
+    /// Concurrency levels.
+    pub levels: Vec<usize>,
+}
+
+/// One caller turn.
+#[derive(Debug, Clone)]
+struct Turn {
+    call_id: String,
+    heard_ms: Option<f64>,
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let i = ((p / 100.0) * (s.len() - 1) as f64).round() as usize;
+    s[i.min(s.len() - 1)]
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// utime + stime of a process, seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks / hz.max(1.0))
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The daemon under test.
+struct Daemon {
+    child: Child,
+    sip: u16,
+    records: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_daemon(dir: &Path, model: &str, max_calls: usize) -> Result<Daemon> {
+    use std::io::BufRead;
+    let sip = free_port()?;
+    let records = dir.join("calls");
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["run", "--listen", &format!("127.0.0.1:{sip}")])
+        .args(["--model", model, "--robot", "reception-en", "--api", "off"])
+        .args(["--max-calls", &max_calls.to_string()])
+        .args(["--rtp-ports", "23000-23199", "--max-duration", "120"])
+        .arg("--db")
+        .arg(dir.join("box.db"))
+        .arg("--records")
+        .arg(&records)
+        .env_remove("VOICEBLOCK_CONFIG")
+        .env_remove("NOTIFY_SOCKET")
+        .env("STATE_DIRECTORY", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting `voiceblock run`")?;
+    let out = child.stdout.take().context("daemon stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let daemon = Daemon {
+        child,
+        sip,
+        records,
+    };
+    let until = Instant::now() + Duration::from_secs(180);
+    loop {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains("voiceblock: listening") => break,
+            Ok(_) => {}
+            Err(_) => bail!("the daemon did not start listening within 180 s"),
+        }
+    }
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    Ok(daemon)
+}
+
+/// Synthesizes the caller's lines at 8 kHz.
+fn caller_audio(models: &Models) -> Result<Vec<Vec<i16>>> {
+    let mut tts = models.tts()?;
+    let mut out = Vec::new();
+    for text in CALLER {
+        let mut pcm = Vec::new();
+        for s in tts.stream("en", text, 8_000, CancelToken::new())? {
+            pcm.extend(s?.pcm.to_i16());
+        }
+        out.push(pcm);
+    }
+    Ok(out)
+}
+
+/// Robot voice as the caller hears it.
+struct Ear {
+    events: tokio::sync::mpsc::Receiver<LineEvent>,
+    last_voice: Option<Instant>,
+}
+
+impl Ear {
+    /// Waits for the first voice frame after now, up to `limit`; `None`
+    /// when the call ended or nothing came.
+    async fn first_voice(&mut self, limit: Duration) -> Option<Instant> {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(until, self.events.recv()).await {
+                Ok(Some(LineEvent::Audio(f))) if rms_i16(&f.0) > VOICE_RMS => {
+                    let now = Instant::now();
+                    self.last_voice = Some(now);
+                    return Some(now);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits until the robot has been quiet for [`ROBOT_DONE`]; false when
+    /// the call ended.
+    async fn robot_done(&mut self) -> bool {
+        loop {
+            let quiet_since = self.last_voice.unwrap_or_else(Instant::now);
+            let left = ROBOT_DONE.saturating_sub(quiet_since.elapsed());
+            if left.is_zero() {
+                return true;
+            }
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(Some(LineEvent::Audio(f))) => {
+                    if rms_i16(&f.0) > VOICE_RMS {
+                        self.last_voice = Some(Instant::now());
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+/// One caller: calls until it has `turns` turns.
+async fn lane(
+    agent: Arc<SipAgent>,
+    target: String,
+    lines: Arc<Vec<Vec<i16>>>,
+    turns: usize,
+) -> Result<Vec<Turn>> {
+    let mut out = Vec::new();
+    while out.len() < turns {
+        let call = agent
+            .place_call(&target)
+            .await
+            .context("calling the daemon")?;
+        let call_id = call.info.call_id.clone();
+        let playout = call.media.playout.clone();
+        let mut ear = Ear {
+            events: call.media.events,
+            last_voice: None,
+        };
+        // The greeting.
+        if ear.first_voice(Duration::from_secs(10)).await.is_none() || !ear.robot_done().await {
+            call.control.hangup("bench: no greeting").await;
+            continue;
+        }
+        let mut ended = false;
+        for pcm in lines.iter() {
+            if out.len() >= turns {
+                break;
+            }
+            let (spurts, _) = playout.spurt();
+            playout.push(pcm);
+            // The spurt's first frame leaves at the sender's next tick.
+            let start = loop {
+                match playout.spurt() {
+                    (n, Some(at)) if n > spurts => break at,
+                    _ => tokio::time::sleep(Duration::from_millis(2)).await,
+                }
+            };
+            let last_sent =
+                start + Duration::from_millis((pcm.len() as u64).div_ceil(160) * 20 - 20);
+            tokio::time::sleep_until(tokio::time::Instant::from_std(last_sent)).await;
+            // Robot voice during our own utterance would be a barge-in
+            // echo; the reply is what starts after the last packet.
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, ear.events.recv()).await {}
+            let heard = ear.first_voice(REPLY_LIMIT).await;
+            out.push(Turn {
+                call_id: call_id.clone(),
+                heard_ms: heard
+                    .map(|t| t.saturating_duration_since(last_sent).as_secs_f64() * 1000.0),
+            });
+            if heard.is_none() || !ear.robot_done().await {
+                ended = true;
+                break;
+            }
+        }
+        if !ended {
+            // The robot hangs up after the read-back is confirmed; give it a
+            // moment, then hang up ourselves.
+            let _ = tokio::time::timeout(Duration::from_secs(5), call.ended.cancelled()).await;
+            call.control.hangup("bench: done").await;
+        }
+    }
+    Ok(out)
+}
+
+/// The daemon's own wire latency of caller turns, by SIP Call-ID.
+fn box_wire(records: &Path, calls: &[String]) -> Vec<f64> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(records) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        if !calls.iter().any(|c| v["call_id"] == c.as_str()) {
+            continue;
+        }
+        for t in v["turns"].as_array().into_iter().flatten() {
+            let caller_spoke = t["index"].as_u64().unwrap_or(0) > 0
+                && !t["caller_transcript"].as_str().unwrap_or("").is_empty();
+            if caller_spoke {
+                if let Some(ms) = t["timings"]["turn_latency_ms"].as_f64() {
+                    out.push(ms);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs the benchmark and prints one Markdown table.
+pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
+    if let Some(bad) = args.levels.iter().find(|&&l| l == 0 || l > 8) {
+        bail!("--levels {bad}: calls at once must be 1 to 8");
+    }
+    if args.models.is_empty() || args.turns == 0 {
+        bail!("name at least one speech model and one turn");
+    }
+    let lines = Arc::new(caller_audio(models)?);
+    let max_level = args.levels.iter().copied().max().unwrap_or(1);
+    let rt = crate::daemon::runtime()?;
+    println!("| speech model | calls at once | caller turns | heard p50 | heard p95 | box wire p50 | box wire p95 | no reply | daemon CPU per call | daemon RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for model in &args.models {
+        let dir = std::env::temp_dir().join(format!(
+            "voiceblock-bench-wire-{}-{model}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let daemon = start_daemon(&dir, model, max_level)?;
+        let pid = daemon.child.id();
+        for &level in &args.levels {
+            let per_lane = args.turns.div_ceil(level).max(5);
+            let cpu0 = cpu_seconds(pid)?;
+            let t0 = Instant::now();
+            let turns: Vec<Turn> = rt.block_on(async {
+                let cancel = CancellationToken::new();
+                let port = free_port()?;
+                let config = SipConfig {
+                    listen: format!("127.0.0.1:{port}").parse()?,
+                    user: "bench".into(),
+                    max_calls: level,
+                    rtp_ports: (24000, 24199),
+                    ..SipConfig::default()
+                };
+                let (agent, _incoming) = SipAgent::start(config, cancel.clone()).await?;
+                let agent = Arc::new(agent);
+                let target = format!("sip:robot@127.0.0.1:{}", daemon.sip);
+                let mut tasks = Vec::new();
+                for _ in 0..level {
+                    tasks.push(tokio::spawn(lane(
+                        agent.clone(),
+                        target.clone(),
+                        lines.clone(),
+                        per_lane,
+                    )));
+                }
+                let mut all = Vec::new();
+                for t in tasks {
+                    all.extend(t.await.context("caller task")??);
+                }
+                agent.shutdown(Duration::from_secs(2)).await;
+                cancel.cancel();
+                anyhow::Ok(all)
+            })?;
+            let wall = t0.elapsed().as_secs_f64();
+            let cpu = cpu_seconds(pid)? - cpu0;
+            // Let the daemon write the last records.
+            std::thread::sleep(Duration::from_secs(2));
+            let heard: Vec<f64> = turns.iter().filter_map(|t| t.heard_ms).collect();
+            let no_reply = turns.len() - heard.len();
+            let ids: Vec<String> = turns.iter().map(|t| t.call_id.clone()).collect();
+            let wire = box_wire(&daemon.records, &ids);
+            // CPU per call: the daemon's CPU seconds per second of one call,
+            // as a share of one core.
+            let per_call = cpu / (wall * level as f64);
+            println!(
+                "| {model} | {level} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {no_reply} | {:.0}% of a core | {:.0} MiB |",
+                turns.len(),
+                percentile(&heard, 50.0),
+                percentile(&heard, 95.0),
+                percentile(&wire, 50.0),
+                percentile(&wire, 95.0),
+                per_call * 100.0,
+                rss_mib(pid),
+            );
+        }
+        drop(daemon);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_small_samples() {
+        let v = [5.0, 1.0, 3.0, 2.0, 4.0];
+        assert_eq!(percentile(&v, 50.0), 3.0);
+        assert_eq!(percentile(&v, 95.0), 5.0);
+        assert!(percentile(&[], 50.0).is_nan());
+    }
+
+    #[test]
+    fn cpu_time_of_this_process_is_read() {
+        let busy = Instant::now();
+        let mut x = 0u64;
+        while busy.elapsed() < Duration::from_millis(200) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(cpu_seconds(std::process::id()).unwrap() > 0.05);
+        assert!(rss_mib(std::process::id()) > 1.0);
+    }
+}
