@@ -268,6 +268,61 @@ pub fn rtp(seconds: u64) -> Result<()> {
 /// `voiceblock bench api`: `requests` GETs of `path`, `concurrency` at a
 /// time, each on its own connection (as many small clients would); prints
 /// the latency percentiles, the throughput and any failures.
+/// `concurrency` clients asking `request` (one connection each) until
+/// `requests` are done or `stop` is cancelled: the times of the 200s in ms,
+/// and what the others got.
+pub(crate) async fn load(
+    addr: std::net::SocketAddr,
+    request: String,
+    concurrency: usize,
+    requests: Option<usize>,
+    stop: tokio_util::sync::CancellationToken,
+) -> (Vec<f64>, Vec<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (next, request, stop) = (next.clone(), request.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            let mut failures = Vec::new();
+            while !stop.is_cancelled()
+                && requests
+                    .is_none_or(|n| next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n)
+            {
+                let t0 = Instant::now();
+                let one = async {
+                    let mut s = tokio::net::TcpStream::connect(addr).await?;
+                    s.write_all(request.as_bytes()).await?;
+                    let mut answer = Vec::new();
+                    s.read_to_end(&mut answer).await?;
+                    Ok::<_, std::io::Error>(answer)
+                };
+                match tokio::time::timeout(std::time::Duration::from_secs(30), one).await {
+                    Ok(Ok(a)) if a.starts_with(b"HTTP/1.1 200") => {
+                        times.push(t0.elapsed().as_secs_f64() * 1000.0)
+                    }
+                    Ok(Ok(a)) => {
+                        failures.push(String::from_utf8_lossy(&a[..a.len().min(40)]).to_string())
+                    }
+                    Ok(Err(e)) => failures.push(e.to_string()),
+                    Err(_) => failures.push("no answer in 30 s".into()),
+                }
+            }
+            (times, failures)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut failures = Vec::new();
+    for t in tasks {
+        if let Ok((times, f)) = t.await {
+            all.extend(times);
+            failures.extend(f);
+        }
+    }
+    (all, failures)
+}
+
 pub fn api(
     addr: std::net::SocketAddr,
     token: Option<String>,
@@ -275,7 +330,6 @@ pub fn api(
     requests: usize,
     path: &str,
 ) -> Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -285,46 +339,13 @@ pub fn api(
         .unwrap_or_default();
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
     let started = Instant::now();
-    let (mut ms, failures) = rt.block_on(async {
-        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..concurrency.max(1) {
-            let (next, request) = (next.clone(), request.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut times = Vec::new();
-                let mut failures = Vec::new();
-                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
-                    let t0 = Instant::now();
-                    let one = async {
-                        let mut s = tokio::net::TcpStream::connect(addr).await?;
-                        s.write_all(request.as_bytes()).await?;
-                        let mut answer = Vec::new();
-                        s.read_to_end(&mut answer).await?;
-                        Ok::<_, std::io::Error>(answer)
-                    };
-                    match tokio::time::timeout(std::time::Duration::from_secs(30), one).await {
-                        Ok(Ok(a)) if a.starts_with(b"HTTP/1.1 200") => {
-                            times.push(t0.elapsed().as_secs_f64() * 1000.0)
-                        }
-                        Ok(Ok(a)) => failures
-                            .push(String::from_utf8_lossy(&a[..a.len().min(40)]).to_string()),
-                        Ok(Err(e)) => failures.push(e.to_string()),
-                        Err(_) => failures.push("no answer in 30 s".into()),
-                    }
-                }
-                (times, failures)
-            }));
-        }
-        let mut all = Vec::new();
-        let mut failures = Vec::new();
-        for t in tasks {
-            if let Ok((times, f)) = t.await {
-                all.extend(times);
-                failures.extend(f);
-            }
-        }
-        (all, failures)
-    });
+    let (mut ms, failures) = rt.block_on(load(
+        addr,
+        request,
+        concurrency,
+        Some(requests),
+        tokio_util::sync::CancellationToken::new(),
+    ));
     let wall = started.elapsed().as_secs_f64();
     println!("| route | clients | requests ok | failed | p50 | p95 | p99 | max | requests/s |");
     println!("|---|---|---|---|---|---|---|---|---|");

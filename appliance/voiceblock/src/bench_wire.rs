@@ -56,6 +56,9 @@ pub struct WireArgs {
     pub turns: usize,
     /// Concurrency levels.
     pub levels: Vec<usize>,
+    /// HTTP API clients hammering `GET /api/calls?limit=20` on the daemon
+    /// all through each level (0: no API load, the API off).
+    pub api_load: usize,
 }
 
 /// One caller turn.
@@ -129,13 +132,14 @@ impl Drop for Daemon {
     }
 }
 
-fn start_daemon(dir: &Path, model: &str, max_calls: usize) -> Result<Daemon> {
+fn start_daemon(dir: &Path, model: &str, max_calls: usize, api: Option<u16>) -> Result<Daemon> {
     use std::io::BufRead;
     let sip = free_port()?;
     let records = dir.join("calls");
+    let api = api.map_or_else(|| "off".to_string(), |p| format!("127.0.0.1:{p}"));
     let mut child = Command::new(std::env::current_exe()?)
         .args(["run", "--listen", &format!("127.0.0.1:{sip}")])
-        .args(["--model", model, "--robot", "reception-en", "--api", "off"])
+        .args(["--model", model, "--robot", "reception-en", "--api", &api])
         .args(["--max-calls", &max_calls.to_string()])
         .args(["--rtp-ports", "23000-23199", "--max-duration", "120"])
         .arg("--db")
@@ -244,10 +248,20 @@ async fn lane(
 ) -> Result<Vec<Turn>> {
     let mut out = Vec::new();
     while out.len() < turns {
-        let call = agent
-            .place_call(&target)
-            .await
-            .context("calling the daemon")?;
+        // A call that just ended may still hold its line for a moment, on
+        // either side: try again shortly.
+        let mut tries = 0;
+        let call = loop {
+            match agent.place_call(&target).await {
+                Ok(c) => break c,
+                Err(e) if tries < 20 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, "bench: calling again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context("calling the daemon")),
+            }
+        };
         let call_id = call.info.call_id.clone();
         let playout = call.media.playout.clone();
         let mut ear = Ear {
@@ -300,9 +314,18 @@ async fn lane(
     Ok(out)
 }
 
-/// The daemon's own wire latency of caller turns, by SIP Call-ID.
-fn box_wire(records: &Path, calls: &[String]) -> Vec<f64> {
-    let mut out = Vec::new();
+/// The daemon's own timings of caller turns (by SIP Call-ID): wire
+/// latency, and the endpoint hangover, STT and first TTS audio within it.
+#[derive(Debug, Default)]
+struct BoxTimings {
+    wire: Vec<f64>,
+    endpoint: Vec<f64>,
+    stt: Vec<f64>,
+    first_audio: Vec<f64>,
+}
+
+fn box_wire(records: &Path, calls: &[String]) -> BoxTimings {
+    let mut out = BoxTimings::default();
     let Ok(dir) = std::fs::read_dir(records) else {
         return out;
     };
@@ -320,8 +343,17 @@ fn box_wire(records: &Path, calls: &[String]) -> Vec<f64> {
             let caller_spoke = t["index"].as_u64().unwrap_or(0) > 0
                 && !t["caller_transcript"].as_str().unwrap_or("").is_empty();
             if caller_spoke {
-                if let Some(ms) = t["timings"]["turn_latency_ms"].as_f64() {
-                    out.push(ms);
+                let ms = |k: &str| t["timings"][k].as_f64();
+                if let (Some(w), Some(e), Some(s), Some(a)) = (
+                    ms("turn_latency_ms"),
+                    ms("endpoint_ms"),
+                    ms("stt_ms"),
+                    ms("first_audio_ms"),
+                ) {
+                    out.wire.push(w);
+                    out.endpoint.push(e);
+                    out.stt.push(s);
+                    out.first_audio.push(a);
                 }
             }
         }
@@ -340,27 +372,48 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
     let lines = Arc::new(caller_audio(models)?);
     let max_level = args.levels.iter().copied().max().unwrap_or(1);
     let rt = crate::daemon::runtime()?;
-    println!("| speech model | calls at once | caller turns | heard p50 | heard p95 | box wire p50 | box wire p95 | no reply | daemon CPU per call | daemon RSS |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| speech model | calls at once | caller turns | heard p50 | heard p95 | box wire p50 | box wire p95 | endpoint / STT / first TTS audio p50 | no reply | daemon CPU per call | daemon RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for model in &args.models {
         let dir = std::env::temp_dir().join(format!(
             "voiceblock-bench-wire-{}-{model}",
             std::process::id()
         ));
         std::fs::create_dir_all(&dir)?;
-        let daemon = start_daemon(&dir, model, max_level)?;
+        let api_port = match args.api_load {
+            0 => None,
+            _ => Some(
+                std::net::TcpListener::bind("127.0.0.1:0")?
+                    .local_addr()?
+                    .port(),
+            ),
+        };
+        let daemon = start_daemon(&dir, model, max_level, api_port)?;
         let pid = daemon.child.id();
         for &level in &args.levels {
             let per_lane = args.turns.div_ceil(level).max(5);
             let cpu0 = cpu_seconds(pid)?;
             let t0 = Instant::now();
-            let turns: Vec<Turn> = rt.block_on(async {
+            let (turns, api): (Vec<Turn>, Option<(Vec<f64>, usize)>) = rt.block_on(async {
                 let cancel = CancellationToken::new();
+                let hammer = api_port.map(|port| {
+                    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+                    let request = format!(
+                        "GET /api/calls?limit=20 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                    );
+                    tokio::spawn(crate::bench::load(
+                        addr,
+                        request,
+                        args.api_load,
+                        None,
+                        cancel.clone(),
+                    ))
+                });
                 let port = free_port()?;
                 let config = SipConfig {
                     listen: format!("127.0.0.1:{port}").parse()?,
                     user: "bench".into(),
-                    max_calls: level,
+                    max_calls: 2 * level,
                     rtp_ports: (24000, 24199),
                     ..SipConfig::default()
                 };
@@ -380,9 +433,13 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
                 for t in tasks {
                     all.extend(t.await.context("caller task")??);
                 }
-                agent.shutdown(Duration::from_secs(2)).await;
                 cancel.cancel();
-                anyhow::Ok(all)
+                let api = match hammer {
+                    Some(h) => h.await.ok().map(|(ms, failed)| (ms, failed.len())),
+                    None => None,
+                };
+                agent.shutdown(Duration::from_secs(2)).await;
+                anyhow::Ok((all, api))
             })?;
             let wall = t0.elapsed().as_secs_f64();
             let cpu = cpu_seconds(pid)? - cpu0;
@@ -396,15 +453,27 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
             // as a share of one core.
             let per_call = cpu / (wall * level as f64);
             println!(
-                "| {model} | {level} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {no_reply} | {:.0}% of a core | {:.0} MiB |",
+                "| {model} | {level} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} / {:.0} / {:.0} ms | {no_reply} | {:.0}% of a core | {:.0} MiB |",
                 turns.len(),
                 percentile(&heard, 50.0),
                 percentile(&heard, 95.0),
-                percentile(&wire, 50.0),
-                percentile(&wire, 95.0),
+                percentile(&wire.wire, 50.0),
+                percentile(&wire.wire, 95.0),
+                percentile(&wire.endpoint, 50.0),
+                percentile(&wire.stt, 50.0),
+                percentile(&wire.first_audio, 50.0),
                 per_call * 100.0,
                 rss_mib(pid),
             );
+            if let Some((ms, failed)) = api {
+                println!(
+                    "|  | API under load: {} clients, {} answered, {failed} refused or failed, p50 {:.1} ms, p99 {:.1} ms |  |  |  |  |  |  |  |  |  |",
+                    args.api_load,
+                    ms.len(),
+                    percentile(&ms, 50.0),
+                    percentile(&ms, 99.0),
+                );
+            }
         }
         drop(daemon);
         let _ = std::fs::remove_dir_all(&dir);

@@ -75,12 +75,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 models: speech,
                 turns,
                 levels,
+                api_load,
             } => crate::bench_wire::wire(
                 &models,
                 crate::bench_wire::WireArgs {
                     models: speech,
                     turns,
                     levels,
+                    api_load,
                 },
             ),
             BenchWhat::Api {

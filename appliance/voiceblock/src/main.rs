@@ -264,6 +264,10 @@ pub enum BenchWhat {
         /// Calls at once, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1")]
         levels: Vec<usize>,
+        /// HTTP API clients asking the daemon for its calls all the while
+        /// (0: none, the API off).
+        #[arg(long, default_value_t = 0)]
+        api_load: usize,
     },
     /// HTTP API latency under concurrent clients (run it against a daemon,
     /// idle and while calls run): each client opens a connection per request.

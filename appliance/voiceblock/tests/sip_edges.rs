@@ -94,27 +94,6 @@ impl Uac {
     }
 }
 
-/// `voiceblock run` taking direct calls on 127.0.0.1:`port`, with `extra`
-/// flags, started and listening.
-fn daemon(d: &std::path::Path, name: &str, port: u16, extra: &[&str]) -> peers::Proc {
-    let rtp = peers::free_port_pair();
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--records".into(),
-        d.join("calls").display().to_string(),
-        "--rtp-ports".into(),
-        format!("{rtp}-{}", rtp + 19),
-    ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let daemon = peers::voiceblock(name, &args, d);
-    daemon
-        .wait_for("voiceblock: listening", Duration::from_secs(120))
-        .unwrap();
-    daemon
-}
-
 fn sdp(rtp_port: u16, codecs: &str) -> String {
     format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {codecs}\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
@@ -126,7 +105,7 @@ fn options_unknown_methods_bad_sdp_call_limit_garbage_and_503_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = peers::free_port_pair();
-    let mut daemon = daemon(d, "voiceblock-run", port, &["--max-calls", "1"]);
+    let mut daemon = peers::daemon(d, "voiceblock-run", port, &["--max-calls", "1"]);
     let mut uac = Uac::new(port);
 
     // OPTIONS: 200 with Allow.
@@ -242,7 +221,7 @@ fn rfc4475_torture_messages_do_not_take_the_daemon_down() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = peers::free_port_pair();
-    let mut daemon = daemon(d, "voiceblock-run", port, &[]);
+    let mut daemon = peers::daemon(d, "voiceblock-run", port, &[]);
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rfc4475");
     let mut files: Vec<_> = std::fs::read_dir(&fixtures)
         .unwrap()
@@ -378,7 +357,7 @@ fn three_thousand_mutated_requests_do_not_take_the_daemon_down() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = peers::free_port_pair();
-    let mut daemon = daemon(d, "voiceblock-fuzz", port, &["--rtp-timeout", "3"]);
+    let mut daemon = peers::daemon(d, "voiceblock-fuzz", port, &["--rtp-timeout", "3"]);
     let mut uac = Uac::new(port);
     let sdp_body = sdp(40_000, "0 8 101");
     let mut corpus: Vec<Vec<u8>> = vec![

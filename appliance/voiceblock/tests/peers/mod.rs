@@ -597,3 +597,68 @@ pub fn box_caller(name: &str, box_port: u16, max_duration_s: u32, dir: &Path) ->
         dir,
     )
 }
+
+/// `voiceblock run` taking direct calls on 127.0.0.1:`port`, with `extra`
+/// flags, started and listening.
+pub fn daemon(d: &Path, name: &str, port: u16, extra: &[&str]) -> Proc {
+    let rtp = free_port_pair();
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--records".into(),
+        d.join("calls").display().to_string(),
+        "--rtp-ports".into(),
+        format!("{rtp}-{}", rtp + 19),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let daemon = voiceblock(name, &args, d);
+    daemon
+        .wait_for("voiceblock: listening", Duration::from_secs(120))
+        .unwrap();
+    daemon
+}
+
+/// Packet loss on loopback with nftables: drops `percent` of the UDP
+/// packets to and from `ports` (both directions of the box's RTP), at
+/// random, until dropped. Root only (CI runs as root).
+pub struct Loss {
+    table: String,
+}
+
+impl Loss {
+    pub fn udp_ports(ports: (u16, u16), percent: u32) -> Loss {
+        let table = format!("vb_loss_{}_{}", std::process::id(), ports.0);
+        let (lo, hi) = ports;
+        let script = format!(
+            "table inet {table} {{
+  chain out {{
+    type filter hook output priority 0; policy accept;
+    udp dport {lo}-{hi} numgen random mod 100 < {percent} drop
+    udp sport {lo}-{hi} numgen random mod 100 < {percent} drop
+  }}
+}}
+"
+        );
+        let mut nft = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nft (scripts/setup installs nftables)");
+        nft.stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(nft.wait().unwrap().success(), "nft -f: {script}");
+        Loss { table }
+    }
+}
+
+impl Drop for Loss {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .status();
+    }
+}
