@@ -192,9 +192,7 @@ fn scenario(pcap: &Path) -> String {
 fn dtmf_pcap(path: &Path, digit: u8) {
     let mut out = Vec::new();
     // Global header: magic, v2.4, zone 0, sigfigs 0, snaplen, Ethernet.
-    for v in [0xa1b2c3d4u32] {
-        out.extend(v.to_le_bytes());
-    }
+    out.extend(0xa1b2_c3d4u32.to_le_bytes());
     out.extend(2u16.to_le_bytes());
     out.extend(4u16.to_le_bytes());
     out.extend(0i32.to_le_bytes());
