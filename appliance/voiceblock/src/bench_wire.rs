@@ -372,6 +372,10 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
     let lines = Arc::new(caller_audio(models)?);
     let max_level = args.levels.iter().copied().max().unwrap_or(1);
     let rt = crate::daemon::runtime()?;
+    // The API load comes from elsewhere on a real box; here it shares the
+    // two cores, so its clients run at low priority like the API itself
+    // (one thread, nice 10) rather than outrun the call they measure.
+    let load_rt = crate::daemon::api_runtime()?;
     println!("| speech model | calls at once | caller turns | heard p50 | heard p95 | box wire p50 | box wire p95 | endpoint / STT / first TTS audio p50 | no reply | daemon CPU per call | daemon RSS |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for model in &args.models {
@@ -401,7 +405,7 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
                     let request = format!(
                         "GET /api/calls?limit=20 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
                     );
-                    tokio::spawn(crate::bench::load(
+                    load_rt.spawn(crate::bench::load(
                         addr,
                         request,
                         args.api_load,

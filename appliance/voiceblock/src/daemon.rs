@@ -1165,6 +1165,28 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// The HTTP API's own runtime: one worker thread at a lower scheduling
+/// priority (nice 10), so a flood of API clients (a dashboard polling, a
+/// script gone wrong) takes what the calls leave: recognition, synthesis and
+/// the RTP clock run at normal priority on their own threads.
+pub(crate) fn api_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(4)
+        .thread_name("vb-api")
+        .on_thread_start(|| {
+            // SAFETY: setpriority on the calling thread (Linux: PRIO_PROCESS
+            // with who = 0 is this thread); raising nice needs no privilege.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, API_NICE) };
+        })
+        .enable_all()
+        .build()
+        .context("starting the HTTP API's runtime")
+}
+
+/// Nice value of the HTTP API's threads.
+const API_NICE: libc::c_int = 10;
+
 /// Loads the robot and `sets` engine sets (one per call at once), each with
 /// the greeting rendered into its phrase cache, before taking calls: the
 /// tenth caller of ten at once hears the greeting as soon as the first
@@ -1315,6 +1337,11 @@ fn run_once(
     let live = args.live_config();
     let rt = runtime()?;
     let handle = rt.handle().clone();
+    let api_rt = match &setup.api {
+        Some(_) => Some(api_runtime()?),
+        None => None,
+    };
+    let api_handle = api_rt.as_ref().map(|r| r.handle().clone());
     let status = Arc::new(DaemonStatus::default());
     let store = open_store(&setup.db)?;
     if let Some(r) = &setup.recording {
@@ -1460,10 +1487,11 @@ fn run_once(
         let stopping = cancel.child_token();
         let api_task = match setup.api {
             Some(api) => {
-                let listener = tokio::net::TcpListener::bind(api.listen)
-                    .await
+                let listener = std::net::TcpListener::bind(api.listen)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
                     .with_context(|| format!("HTTP API on {} (--api off turns it off)", api.listen))?;
                 println!("voiceblock: HTTP API on http://{}", api.listen);
+                let addr = api.listen;
                 let state = vb_api::AppState::new(
                     api,
                     store.clone(),
@@ -1485,7 +1513,13 @@ fn run_once(
                     stopping.clone(),
                     Duration::from_secs(args.rtp_timeout.max(1)),
                 )));
-                Some(tokio::spawn(vb_api::serve(listener, state, cancel.child_token())))
+                let api_handle = api_handle.clone().context("the HTTP API's runtime")?;
+                let stop = cancel.child_token();
+                Some(api_handle.spawn(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .map_err(|source| vb_api::ApiError::Serve { addr, source })?;
+                    vb_api::serve(listener, state, stop).await
+                }))
             }
             None => None,
         };

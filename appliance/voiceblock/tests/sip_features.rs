@@ -13,20 +13,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// Headers of a request from the caller inside the dialog.
-fn in_dialog(method: &str, cseq: u32) -> String {
-    format!(
-        "{method} sip:robot@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:robot@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: {cseq} {method}
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70"
-    )
-}
-
 fn sdp(direction: &str) -> String {
     format!(
         "v=0
@@ -70,9 +56,9 @@ fn reinvite(cseq: u32, direction: &str, expect: &str) -> String {
     ]]>
   </send>
 "#,
-        head = in_dialog("INVITE", cseq),
+        head = peers::sipp_request("INVITE", cseq, true),
         sdp = sdp(direction),
-        ack = in_dialog("ACK", cseq),
+        ack = peers::sipp_request("ACK", cseq, true),
     )
 }
 
@@ -82,14 +68,7 @@ fn scenario(pcap: &Path) -> String {
 <scenario name="DTMF, hold, transfer">
   <send retrans="500">
     <![CDATA[
-      INVITE sip:robot@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:robot@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
+      {invite}
       Content-Type: application/sdp
       Content-Length: [len]
 
@@ -176,13 +155,14 @@ fn scenario(pcap: &Path) -> String {
   <Reference variables="te,dir2,dir3,to"/>
 </scenario>
 "#,
+        invite = peers::sipp_request("INVITE", 1, false),
         offer = sdp("sendrecv"),
-        ack = in_dialog("ACK", 1),
+        ack = peers::sipp_request("ACK", 1, true),
         pcap = pcap.display(),
         hold = reinvite(2, "sendonly", "recvonly"),
         unhold = reinvite(3, "sendrecv", "sendrecv"),
-        info = in_dialog("INFO", 4),
-        notify = in_dialog("NOTIFY", 5),
+        info = peers::sipp_request("INFO", 4, true),
+        notify = peers::sipp_request("NOTIFY", 5, true),
     )
 }
 

@@ -23,14 +23,7 @@ fn uac_scenario(audio: &Path, hold_ms: u64) -> String {
 <scenario name="caller with audio">
   <send retrans="500">
     <![CDATA[
-      INVITE sip:robot@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:robot@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
+      {invite}
       Content-Type: application/sdp
       Content-Length: [len]
 
@@ -49,14 +42,7 @@ fn uac_scenario(audio: &Path, hold_ms: u64) -> String {
   <recv response="200" rtd="true"/>
   <send>
     <![CDATA[
-      ACK sip:robot@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:robot@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
+      {ack}
       Content-Length: 0
 
     ]]>
@@ -69,13 +55,7 @@ fn uac_scenario(audio: &Path, hold_ms: u64) -> String {
   <pause milliseconds="{hold_ms}"/>
   <send retrans="500">
     <![CDATA[
-      BYE sip:robot@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:robot@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
+      {bye}
       Content-Length: 0
 
     ]]>
@@ -83,23 +63,21 @@ fn uac_scenario(audio: &Path, hold_ms: u64) -> String {
   <recv response="200" crlf="true"/>
 </scenario>
 "#,
-        audio = audio.display()
+        audio = audio.display(),
+        invite = peers::sipp_request("INVITE", 1, false),
+        ack = peers::sipp_request("ACK", 1, true),
+        bye = peers::sipp_request("BYE", 2, true),
     )
 }
 
 /// A UAC that expects 486 Busy Here and ACKs it.
-const BUSY_SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+fn busy_scenario() -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="one call too many">
   <send retrans="500">
     <![CDATA[
-      INVITE sip:robot@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:robot@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
+      {invite}
       Content-Type: application/sdp
       Content-Length: [len]
 
@@ -117,19 +95,17 @@ const BUSY_SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
   <recv response="486"/>
   <send>
     <![CDATA[
-      ACK sip:robot@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:robot@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
+      {ack}
       Content-Length: 0
 
     ]]>
   </send>
 </scenario>
-"#;
+"#,
+        invite = peers::sipp_request("INVITE", 1, false),
+        ack = peers::sipp_request("ACK", 1, true),
+    )
+}
 
 fn sipp(scenario: &Path, target: &str, port: u16, media_port: u16, calls: usize) -> Command {
     let mut c = Command::new("sipp");
@@ -179,7 +155,7 @@ fn ten_sipp_calls_at_once_are_all_answered_and_the_eleventh_is_busy() {
     let scenario = d.join("uac.xml");
     std::fs::write(&scenario, uac_scenario(&audio, HOLD_MS)).unwrap();
     let busy = d.join("busy.xml");
-    std::fs::write(&busy, BUSY_SCENARIO).unwrap();
+    std::fs::write(&busy, busy_scenario()).unwrap();
 
     let box_port = peers::free_port_pair();
     let rtp = peers::free_port_pair();

@@ -662,3 +662,20 @@ impl Drop for Loss {
             .status();
     }
 }
+
+/// The head of a request a SIPp UAC scenario sends the box (user `robot`):
+/// request line and headers, ending before `Content-Type`/`Content-Length`.
+/// `answered`: in the dialog the box's answer made (its To tag).
+pub fn sipp_request(method: &str, cseq: u32, answered: bool) -> String {
+    let tag = if answered { "[peer_tag_param]" } else { "" };
+    format!(
+        "{method} sip:robot@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:robot@[remote_ip]:[remote_port]>{tag}
+      Call-ID: [call_id]
+      CSeq: {cseq} {method}
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70"
+    )
+}
