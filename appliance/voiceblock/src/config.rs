@@ -212,10 +212,10 @@ fn default_recordings_dir() -> PathBuf {
     PathBuf::from("/var/lib/voiceblock/recordings")
 }
 fn default_keep_days() -> u32 {
-    30
+    crate::recordings::DEFAULT_KEEP_DAYS
 }
 fn default_max_mib() -> u64 {
-    2048
+    crate::recordings::DEFAULT_MAX_MIB
 }
 
 fn default_sip_listen() -> String {
@@ -336,21 +336,10 @@ pub struct Config {
     pub robots_dir: PathBuf,
     /// The answering robot.
     pub robot: String,
-    /// Call recording, when enabled.
-    pub recording: Option<Recording>,
+    /// Call recording and its retention, when enabled.
+    pub recording: Option<crate::recordings::Retention>,
     /// Secrets.
     pub secrets: Secrets,
-}
-
-/// Validated `[recording]` (present only when enabled).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recording {
-    /// Where recordings go.
-    pub dir: PathBuf,
-    /// Retention.
-    pub keep: std::time::Duration,
-    /// Disk budget, bytes.
-    pub max_bytes: u64,
 }
 
 /// Validated `[sip]`.
@@ -672,7 +661,7 @@ impl RawConfig {
                     format!("{}: must be 1 to {MAX_RECORDING_MIB}", r.max_mib),
                 );
             }
-            Recording {
+            crate::recordings::Retention {
                 dir: r.dir.clone(),
                 keep: std::time::Duration::from_secs(u64::from(r.keep_days) * 86_400),
                 max_bytes: r.max_mib.saturating_mul(1 << 20),

@@ -245,15 +245,11 @@ pub(crate) fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
     args.password_file = None;
     args.sip_password = cfg.secrets.sip_password.clone();
     args.max_calls = cfg.sip.max_calls as usize;
-    let recording = match (&cfg.recording, &args.recordings) {
-        (Some(r), _) => Some(crate::recordings::Retention {
-            dir: r.dir.clone(),
-            keep: r.keep,
-            max_bytes: r.max_bytes,
-        }),
-        (None, Some(dir)) => Some(crate::recordings::Retention::with_defaults(dir.clone())),
-        (None, None) => None,
-    };
+    let recording = cfg.recording.clone().or_else(|| {
+        args.recordings
+            .clone()
+            .map(crate::recordings::Retention::with_defaults)
+    });
     args.recordings = recording.as_ref().map(|r| r.dir.clone());
     let folder = cfg.robots_dir.join(&cfg.robot);
     args.robot = if folder.join("robot.toml").is_file() {

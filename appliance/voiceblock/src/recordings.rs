@@ -13,6 +13,11 @@ use std::time::{Duration, SystemTime};
 /// recorded rewrites its file every few seconds.
 const IN_USE: Duration = Duration::from_secs(300);
 
+/// Retention when nothing says otherwise (`[recording]`, `--recordings`).
+pub const DEFAULT_KEEP_DAYS: u32 = 30;
+/// Disk budget when nothing says otherwise, MiB.
+pub const DEFAULT_MAX_MIB: u64 = 2048;
+
 /// The recordings folder and its limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
@@ -29,8 +34,8 @@ impl Retention {
     pub fn with_defaults(dir: PathBuf) -> Retention {
         Retention {
             dir,
-            keep: Duration::from_secs(30 * 86_400),
-            max_bytes: 2048 << 20,
+            keep: Duration::from_secs(u64::from(DEFAULT_KEEP_DAYS) * 86_400),
+            max_bytes: DEFAULT_MAX_MIB << 20,
         }
     }
 }
