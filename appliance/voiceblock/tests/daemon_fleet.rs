@@ -439,13 +439,17 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
         .await
         .unwrap();
     assert_eq!(reports[0].1["status"], "applied", "{:#}", reports[0].1);
-    for line in [
-        "the pushed config does not start",
-        "restarting in place: the pushed config failed to start; the previously pushed config in force",
-        "voiceblock: listening",
-    ] {
-        daemon.wait_for(line, Duration::from_secs(120)).unwrap();
-    }
+    // The first line is on stderr, the others on stdout: any order.
+    daemon
+        .wait_for_all(
+            &[
+                "the pushed config does not start",
+                "restarting in place: the pushed config failed to start; the previously pushed config in force",
+                "voiceblock: listening",
+            ],
+            Duration::from_secs(120),
+        )
+        .unwrap();
     assert_eq!(daemon.child.id(), pid);
     let why = std::fs::read_to_string(d.join("pushed-config.failed.why")).unwrap();
     assert!(why.contains("HTTP API"), "{why}");

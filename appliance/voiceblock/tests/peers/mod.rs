@@ -98,24 +98,48 @@ impl Proc {
 
     /// Waits for an output line containing `needle`.
     pub fn wait_for(&self, needle: &str, limit: Duration) -> Result<String, String> {
+        self.wait_for_all(&[needle], limit)
+            .map(|mut lines| lines.remove(0))
+    }
+
+    /// Waits until every needle has appeared in an output line, in any
+    /// order: stdout and stderr are read by threads of their own, so lines
+    /// from the two streams can arrive in either order. The matching lines,
+    /// in the order of `needles`.
+    pub fn wait_for_all(&self, needles: &[&str], limit: Duration) -> Result<Vec<String>, String> {
         let deadline = Instant::now() + limit;
+        let mut found: Vec<Option<String>> = vec![None; needles.len()];
         loop {
+            let missing: Vec<&str> = needles
+                .iter()
+                .zip(&found)
+                .filter(|(_, f)| f.is_none())
+                .map(|(n, _)| *n)
+                .collect();
+            if missing.is_empty() {
+                return Ok(found.into_iter().flatten().collect());
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(format!(
-                    "{}: no line with {needle:?} within {limit:?}; log: {}\n{}",
+                    "{}: no line with {missing:?} within {limit:?}; log: {}\n{}",
                     self.name,
                     self.log.display(),
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 ));
             }
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return Ok(line),
-                Ok(_) => {}
+                Ok(line) => {
+                    if let Some(i) = (0..needles.len())
+                        .find(|&i| found[i].is_none() && line.contains(needles[i]))
+                    {
+                        found[i] = Some(line);
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(format!(
-                        "{} exited before printing {needle:?}; log:\n{}",
+                        "{} exited before printing {missing:?}; log:\n{}",
                         self.name,
                         std::fs::read_to_string(&self.log).unwrap_or_default()
                     ))
