@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, ToSql};
 use serde_json::json;
 
 use crate::error::StoreError;
@@ -884,27 +884,43 @@ impl Store {
     pub fn config_history(&self, limit: usize) -> Result<Vec<ConfigEntry>, StoreError> {
         self.config_query(
             "SELECT version, received_at, outcome, body, errors FROM config_history ORDER BY id DESC LIMIT ?1",
-            limit,
+            limit as i64,
         )
     }
 
-    /// The config in force: the last one applied.
+    /// The config in force: the last one applied and not refused since
+    /// (a push that failed to start is recorded applied, then refused).
     pub fn current_config(&self) -> Result<Option<ConfigEntry>, StoreError> {
         Ok(self
             .config_query(
-                "SELECT version, received_at, outcome, body, errors FROM config_history WHERE outcome = 'applied' ORDER BY id DESC LIMIT ?1",
-                1,
+                "SELECT version, received_at, outcome, body, errors FROM config_history AS c
+                 WHERE outcome = 'applied' AND NOT EXISTS (
+                     SELECT 1 FROM config_history AS later
+                     WHERE later.version = c.version AND later.id > c.id AND later.outcome = 'rejected')
+                 ORDER BY id DESC LIMIT ?1",
+                1_i64,
             )?
             .pop())
     }
 
-    fn config_query(&self, sql: &str, limit: usize) -> Result<Vec<ConfigEntry>, StoreError> {
+    /// What became of `version` the last time it was pushed, if it was.
+    pub fn config_outcome(&self, version: u64) -> Result<Option<ConfigEntry>, StoreError> {
+        Ok(self
+            .config_query(
+                "SELECT version, received_at, outcome, body, errors FROM config_history WHERE version = ?1 ORDER BY id DESC LIMIT 1",
+                version as i64,
+            )?
+            .pop())
+    }
+
+    /// `arg` binds `?1`: a limit or a version.
+    fn config_query(&self, sql: &str, arg: impl ToSql) -> Result<Vec<ConfigEntry>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(sql)
             .map_err(self.err("reading config history"))?;
         let rows = stmt
-            .query_map([limit as i64], |r| {
+            .query_map([arg], |r| {
                 let outcome: String = r.get(2)?;
                 let errors: Option<String> = r.get(4)?;
                 Ok(ConfigEntry {
@@ -1465,6 +1481,19 @@ mod tests {
         let h = s.config_history(10).unwrap();
         assert_eq!(h[0].version, 2);
         assert_eq!(h[0].errors, vec!["bad json".to_string()]);
+        // The last word on a version wins: applied, then failed to start.
+        s.record_config(3, "{}", ConfigOutcome::Applied, &[])
+            .unwrap();
+        s.record_config(3, "{}", ConfigOutcome::Rejected, &["no start".into()])
+            .unwrap();
+        let three = s.config_outcome(3).unwrap().unwrap();
+        assert_eq!(three.outcome, ConfigOutcome::Rejected);
+        assert_eq!(s.current_config().unwrap().unwrap().version, 1);
+        assert_eq!(
+            s.config_outcome(2).unwrap().unwrap().errors,
+            vec!["bad json".to_string()]
+        );
+        assert!(s.config_outcome(9).unwrap().is_none());
     }
 
     #[test]

@@ -651,6 +651,30 @@ impl Agent {
                     )],
                 ),
                 ConfigDecision::Apply => {
+                    // The same push refused before (invalid, or set aside
+                    // when it failed to start) is refused again as it was,
+                    // not retried: the retained push comes back at every
+                    // connect, and retrying one that cannot start would
+                    // restart the box in a loop. A changed push is judged
+                    // afresh.
+                    let store = self.store.clone();
+                    let version = d.version;
+                    let before = tokio::task::spawn_blocking(move || store.config_outcome(version))
+                        .await
+                        .map_err(|_| SyncError::ClientGone)??;
+                    if let Some(e) =
+                        before.filter(|e| e.outcome == ConfigOutcome::Rejected && e.body == body)
+                    {
+                        tracing::warn!(version, errors = ?e.errors, "config push refused before: still refused");
+                        let r = remote::reported(current, Some(d.version), &e.errors);
+                        self.publish_other(
+                            s,
+                            self.topics.config_reported(),
+                            r.to_string().into_bytes(),
+                            true,
+                        );
+                        return Ok(());
+                    }
                     let device = self.device.clone();
                     let d2 = d.clone();
                     let r = tokio::task::spawn_blocking(move || {

@@ -369,6 +369,19 @@ impl FleetClient {
         Ok(out)
     }
 
+    /// Waits for a device's config report (the retained one, or one
+    /// published later) that `pred` accepts.
+    pub async fn config_report(
+        &mut self,
+        device: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value, SyncError> {
+        let reported = Topics::new(device).config_reported();
+        self.subscribe(&reported).await?;
+        self.wait_for(&reported, timeout, pred).await
+    }
+
     async fn wait_for(
         &mut self,
         topic: &str,

@@ -21,12 +21,14 @@ use vb_sync::{Agent, AgentEvent, DesiredConfig, Device, SyncConfig, SyncError, S
 struct TestDevice {
     applied: Mutex<Option<(u64, Value)>>,
     reloads: AtomicU32,
+    validations: AtomicU32,
     outbound: Mutex<bool>,
     robots: Option<std::path::PathBuf>,
 }
 
 impl Device for TestDevice {
     fn apply_config(&self, version: u64, config: &Value) -> Result<(), Vec<String>> {
+        self.validations.fetch_add(1, Ordering::SeqCst);
         let mut errors = Vec::new();
         if !config["robot"].is_string() {
             errors.push("robot: missing (a robot name is required)".to_string());
@@ -405,6 +407,16 @@ async fn config_pushes_are_validated_and_a_bad_one_keeps_the_old_config() {
     assert_eq!(r[0].1["status"], "rejected", "{r:?}");
     assert_eq!(r[0].1["version"], 1, "the old config stays in force");
     assert_eq!(r[0].1["errors"].as_array().unwrap().len(), 2, "{r:?}");
+    // The same push again (as the retained one comes back at a reconnect):
+    // refused as before, without a second try (and not recorded twice).
+    let r = adm.push_config(&devices, &bad, wait).await.unwrap();
+    assert_eq!(r[0].1["status"], "rejected", "{r:?}");
+    assert_eq!(r[0].1["errors"].as_array().unwrap().len(), 2, "{r:?}");
+    assert_eq!(
+        device.validations.load(Ordering::SeqCst),
+        2,
+        "not validated again"
+    );
 
     // Malformed JSON.
     let r = adm

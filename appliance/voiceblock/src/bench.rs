@@ -34,7 +34,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// STT: our windowed path vs whisper.cpp's plain 30 s window, tiny.en and base.
-pub fn stt(models: &Models, runs: usize) -> Result<()> {
+pub fn stt(models: &Models, runs: usize, which: &[String]) -> Result<()> {
     let mut tts = models.tts()?;
     let mut clips = Vec::new();
     for (name, text) in STT_CLIPS {
@@ -50,10 +50,23 @@ pub fn stt(models: &Models, runs: usize) -> Result<()> {
         });
     }
     let config = BenchConfig {
-        models: vec![
-            models.path("whisper-tiny.en")?,
-            models.path("whisper-base")?,
-        ],
+        models: if which.is_empty() {
+            vec![
+                models.path("whisper-tiny.en")?,
+                models.path("whisper-base")?,
+            ]
+        } else {
+            which
+                .iter()
+                .map(|m| {
+                    if m.contains('/') {
+                        Ok(std::path::PathBuf::from(m))
+                    } else {
+                        Ok(models.path(m)?)
+                    }
+                })
+                .collect::<Result<_>>()?
+        },
         threads: 2,
         runs,
     };

@@ -67,7 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sync(args) => crate::fleet::sync(args),
         Command::Fleet(args) => crate::fleet::fleet(args),
         Command::Bench { what } => match what {
-            BenchWhat::Stt { runs } => bench::stt(&models, runs),
+            BenchWhat::Stt { runs, models: stt } => bench::stt(&models, runs, &stt),
             BenchWhat::Tts { runs } => bench::tts(&models, runs),
             BenchWhat::Turn { calls } => bench::turn(&models, calls, cli.threads),
             BenchWhat::Rtp { seconds } => bench::rtp(seconds),

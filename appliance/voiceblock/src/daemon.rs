@@ -1283,6 +1283,42 @@ fn set_aside_pushed(e: &anyhow::Error) -> Option<String> {
     }
 }
 
+/// The store's word on a push set aside at the last start: the version
+/// that was applied is recorded as refused, with the reason, so the fleet's
+/// `config/reported` says so (when the retained push comes back at the next
+/// connect) and the box does not try it again. Does nothing when there is
+/// no set-aside push or it is already recorded.
+fn record_set_aside(store: &Store) {
+    let failed = pushed_config_path().with_file_name("pushed-config.failed.toml");
+    let Ok(text) = std::fs::read_to_string(&failed) else {
+        return;
+    };
+    let Some(version) = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("# Pushed from the fleet as version "))
+        .and_then(|v| v.trim_end_matches('.').parse::<u64>().ok())
+    else {
+        return;
+    };
+    let why = std::fs::read_to_string(failed.with_extension("why")).unwrap_or_default();
+    let r = store.config_outcome(version).and_then(|entry| match entry {
+        Some(e) if e.outcome == vb_store::ConfigOutcome::Applied => store.record_config(
+            version,
+            &e.body,
+            vb_store::ConfigOutcome::Rejected,
+            &[format!(
+                "it did not start, so the box went back to the config before it: {}",
+                why.trim()
+            )],
+        ),
+        _ => Ok(()),
+    });
+    if let Err(e) = r {
+        tracing::warn!(version, error = %e, "recording the set-aside config push");
+    }
+}
+
 /// Starts this program again in the same process (same pid, so systemd
 /// and its watchdog keep watching it), with the same arguments.
 pub fn reexec(why: &str) -> Result<()> {
@@ -1340,6 +1376,7 @@ fn run_once(
     let api_handle = api_rt.as_ref().map(|r| r.handle().clone());
     let status = Arc::new(DaemonStatus::default());
     let store = open_store(&setup.db)?;
+    record_set_aside(&store);
     if let Some(r) = &setup.recording {
         println!(
             "voiceblock: recording calls into {} (kept {} days, at most {} MiB)",

@@ -227,6 +227,10 @@ pub enum BenchWhat {
         /// Runs per measurement (median reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// A whisper model to measure, by manifest name or as a ggml file
+        /// path; repeat for several (default: whisper-tiny.en and whisper-base).
+        #[arg(long = "model")]
+        models: Vec<String>,
     },
     /// TTS time to first audio and real-time factor.
     Tts {

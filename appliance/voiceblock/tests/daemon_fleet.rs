@@ -460,6 +460,29 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     assert_eq!(status, 200, "{body}");
     let view: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(view["sip"]["max_calls"], 3, "back on version 3: {view:#}");
+    // The fleet hears of it: once the restarted box is back on the broker,
+    // version 4 is reported refused with the reason and version 3 in force
+    // (and the retained push is not tried again).
+    let report = admin
+        .config_report("dev-a", Duration::from_secs(30), |v| {
+            v["requested_version"] == 4 && v["status"] == "rejected"
+        })
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}; daemon log:\n{}",
+                std::fs::read_to_string(&daemon.log).unwrap_or_default()
+            )
+        });
+    assert_eq!(report["version"], 3, "{report:#}");
+    assert!(
+        report["errors"].to_string().contains("did not start"),
+        "{report:#}"
+    );
+    assert!(
+        report["errors"].to_string().contains("HTTP API"),
+        "{report:#}"
+    );
     drop(taken);
 
     let code = daemon.stop(Duration::from_secs(30));
