@@ -11,7 +11,7 @@ use std::time::Instant;
 use thiserror::Error;
 use vb_audio::{resample, wav, AudioError, Pcm};
 use vb_dialog::{Dialog, Expect, Reply, ReplyPart, Robot, SttLanguage};
-use vb_stt::{Language, SttError, TranscribeOptions, Transcriber};
+use vb_stt::{CancelFlag, Language, SttError, TranscribeOptions, Transcriber};
 use vb_tts::{CancelToken, Tts, TtsError};
 use vb_vad::{
     Aggressiveness, EndpointConfig, EndpointEvent, Endpointer, Patience, Vad, VadError, WebRtcVad,
@@ -99,6 +99,10 @@ pub struct Heard {
     pub stt_ms: u64,
     /// Audio length of the last utterance (ms), the one `stt_ms` timed.
     pub audio_ms: u64,
+    /// Recognition wall time when the last utterance was recognised
+    /// speculatively at a pause (`stt_ms` is then what was left of it
+    /// after the endpoint).
+    pub speculative_ms: Option<u64>,
 }
 
 /// The robot's rendered reply.
@@ -217,9 +221,38 @@ impl<'a> CallEngine<'a> {
         heard: &mut Heard,
         texts: &mut Vec<String>,
     ) -> Result<(), CallError> {
+        let options = self.stt_options.clone();
+        self.recognize_with(pcm, heard, texts, &options).map(|_| ())
+    }
+
+    /// Recognises the utterance so far at a pause, before the endpoint
+    /// confirms it ended: `cancel` is raised when the caller speaks again.
+    /// `Ok(false)` when it was cancelled (nothing is added to `heard`).
+    pub fn recognize_speculatively(
+        &mut self,
+        pcm: &Pcm,
+        heard: &mut Heard,
+        texts: &mut Vec<String>,
+        cancel: &CancelFlag,
+    ) -> Result<bool, CallError> {
+        let options = TranscribeOptions {
+            cancel: cancel.clone(),
+            ..self.stt_options.clone()
+        };
+        self.recognize_with(pcm, heard, texts, &options)
+    }
+
+    fn recognize_with(
+        &mut self,
+        pcm: &Pcm,
+        heard: &mut Heard,
+        texts: &mut Vec<String>,
+        options: &TranscribeOptions,
+    ) -> Result<bool, CallError> {
         let t0 = Instant::now();
-        let transcript = match self.stt.transcribe(&pcm.samples, &self.stt_options) {
+        let transcript = match self.stt.transcribe(&pcm.samples, options) {
             Ok(t) => t,
+            Err(SttError::Cancelled { .. }) => return Ok(false),
             // A decode that runs past its deadline (a loop, or a box
             // starved of CPU) costs this utterance, not the call: the
             // dialog hears nothing and asks again.
@@ -236,7 +269,7 @@ impl<'a> CallEngine<'a> {
                 heard.utterances += 1;
                 heard.overran = true;
                 heard.filtered = Some(format!("stt deadline of {deadline_ms} ms exceeded"));
-                return Ok(());
+                return Ok(true);
             }
             Err(e) => return Err(e.into()),
         };
@@ -251,7 +284,7 @@ impl<'a> CallEngine<'a> {
         if !transcript.text.trim().is_empty() {
             texts.push(transcript.text.trim().to_string());
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Renders a dialog reply to audio, part by part: a part's recorded WAV

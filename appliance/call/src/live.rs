@@ -10,6 +10,13 @@
 //!   task on the call's tokio runtime), and speaks each sentence as it
 //!   arrives while the rest is still streaming.
 //!
+//! Recognition starts before the turn is known to be over: at the caller's
+//! first pause (`EndpointConfig::pause_ms`, 200 ms) the listener offers the
+//! utterance so far and the speaker recognises it, cancelled the moment the
+//! caller speaks again. When the endpoint (600 ms) confirms that no voice
+//! followed, that transcript answers the turn, and the hangover and the
+//! recognition overlap instead of adding up.
+//!
 //! The transport is behind [`Line`]: RTP, an ALSA handset and a browser
 //! WebSocket all drive the same loop.
 
@@ -26,6 +33,7 @@ use vb_audio::recorder::{CallRecorder, RecorderTap, Side};
 use vb_audio::{resample, Pcm};
 use vb_dialog::{Expect, Reply};
 use vb_llm::{Action, Output, Responder, TurnOutcome, TurnStats, Utterance, REPLY_CHANNEL};
+use vb_stt::CancelFlag;
 use vb_tts::CancelToken;
 use vb_vad::{Aggressiveness, EndpointConfig, EndpointEvent, Endpointer, Patience, Vad, WebRtcVad};
 
@@ -249,11 +257,33 @@ enum Heard8k {
         ended: Instant,
         endpoint_ms: u64,
         barged_in: bool,
+        /// The endpointer's end of the last voiced frame (its clock), to
+        /// match a speculation.
+        end_ms: u64,
+    },
+    /// The caller paused (not yet the end): the utterance so far, to
+    /// recognise speculatively. `cancel` is raised when the caller speaks
+    /// again; an `Utterance` with the same `end_ms` confirms it.
+    Pause {
+        audio: Vec<i16>,
+        end_ms: u64,
+        cancel: CancelFlag,
     },
     /// The caller started talking: silence timers restart.
     SpeechStarted,
     /// A key.
     Digit(char),
+}
+
+/// A transcript of the utterance so far, made at the caller's pause.
+struct Speculated {
+    /// The endpointer's end of the last voiced frame it covers.
+    end_ms: u64,
+    /// Samples it covers (8 kHz).
+    samples: usize,
+    heard: Heard,
+    started: Instant,
+    ready: Instant,
 }
 
 /// State shared by the two threads.
@@ -404,6 +434,7 @@ impl Spoken {
                 caller_audio_ms: heard.audio_ms,
                 endpoint_ms,
                 stt_ms: heard.stt_ms,
+                stt_speculative_ms: heard.speculative_ms,
                 reply_ms: self.reply_ms(),
                 first_audio_ms: self.first_ms(),
                 // On a live line: last caller voice frame -> first robot
@@ -668,6 +699,9 @@ pub fn run_call(
     let mut last_end = spoken.end_call;
     let mut completed_by_model = false;
     let mut end_reason: Option<String> = None;
+    // A transcript made at the caller's last pause, waiting for the end to
+    // confirm it.
+    let mut speculated: Option<Speculated> = None;
 
     loop {
         if last_end || responder.is_finished() {
@@ -735,6 +769,38 @@ pub fn run_call(
         let t_decided = Instant::now();
         let (heard, ended_at, endpoint_ms, barged_in) = match event {
             Some(Heard8k::SpeechStarted) => continue,
+            Some(Heard8k::Pause {
+                audio,
+                end_ms,
+                cancel,
+            }) => {
+                speculated = None;
+                if cancel.is_cancelled() {
+                    continue;
+                }
+                let pcm16 = resample::resample(&Pcm::from_i16(LINE_RATE, &audio), ASR_RATE)?;
+                let mut heard = Heard {
+                    audio_ms: pcm16.duration_ms(),
+                    ..Heard::default()
+                };
+                let mut texts = Vec::new();
+                let t0 = Instant::now();
+                if speaker
+                    .engine
+                    .recognize_speculatively(&pcm16, &mut heard, &mut texts, &cancel)?
+                    && !cancel.is_cancelled()
+                {
+                    heard.text = texts.join(" ");
+                    speculated = Some(Speculated {
+                        end_ms,
+                        samples: audio.len(),
+                        heard,
+                        started: t0,
+                        ready: Instant::now(),
+                    });
+                }
+                continue;
+            }
             Some(Heard8k::Digit(d)) => {
                 if Some(d) == config.transfer_digit {
                     if let Some(target) = config.transfer_to.clone() {
@@ -777,18 +843,33 @@ pub fn run_call(
                 ended,
                 endpoint_ms,
                 barged_in,
+                end_ms,
             }) => {
-                let pcm8 = Pcm::from_i16(LINE_RATE, &audio);
-                let pcm16 = resample::resample(&pcm8, ASR_RATE)?;
-                let mut heard = Heard {
-                    endpoint_ms,
-                    audio_ms: pcm16.duration_ms(),
-                    ..Heard::default()
-                };
-                let mut texts = Vec::new();
-                speaker.engine.recognize(&pcm16, &mut heard, &mut texts)?;
-                heard.text = texts.join(" ");
-                (heard, ended, endpoint_ms, barged_in)
+                // The pause's transcript stands when no voice came after it.
+                if let Some(s) = speculated
+                    .take()
+                    .filter(|s| s.end_ms == end_ms && s.samples == audio.len())
+                {
+                    let decided = ended + Duration::from_millis(endpoint_ms);
+                    let mut heard = s.heard;
+                    heard.endpoint_ms = endpoint_ms;
+                    heard.stt_ms = s.ready.saturating_duration_since(decided).as_millis() as u64;
+                    heard.speculative_ms =
+                        Some(s.ready.duration_since(s.started).as_millis() as u64);
+                    (heard, ended, endpoint_ms, barged_in)
+                } else {
+                    let pcm8 = Pcm::from_i16(LINE_RATE, &audio);
+                    let pcm16 = resample::resample(&pcm8, ASR_RATE)?;
+                    let mut heard = Heard {
+                        endpoint_ms,
+                        audio_ms: pcm16.duration_ms(),
+                        ..Heard::default()
+                    };
+                    let mut texts = Vec::new();
+                    speaker.engine.recognize(&pcm16, &mut heard, &mut texts)?;
+                    heard.text = texts.join(" ");
+                    (heard, ended, endpoint_ms, barged_in)
+                }
             }
             None => (Heard::default(), t_decided, 0, false),
         };
@@ -927,6 +1008,9 @@ fn listen(
     // whether it barged in.
     let mut during_robot = false;
     let mut barged = false;
+    // The speculation offered at the caller's last pause, until the caller
+    // speaks again (then it is cancelled) or the end confirms it.
+    let mut speculation: Option<CancelFlag> = None;
     loop {
         if closed.load(Ordering::SeqCst) {
             break;
@@ -972,7 +1056,26 @@ fn listen(
         if speech && robot_level > 0.0 && rms(&frame.0) < robot_level * config.echo_ratio {
             speech = false;
         }
+        if speech {
+            if let Some(c) = speculation.take() {
+                c.cancel();
+            }
+        }
         match ep.push(&frame.0, speech) {
+            Some(EndpointEvent::Pause { end_ms, audio, .. }) => {
+                if during_robot && !barged {
+                    continue;
+                }
+                let cancel = CancelFlag::new();
+                speculation = Some(cancel.clone());
+                // Full policy: dropped. A speculation is only a head start;
+                // the end still comes as an utterance.
+                let _ = out.try_send(Heard8k::Pause {
+                    audio,
+                    end_ms,
+                    cancel,
+                });
+            }
             Some(EndpointEvent::SpeechStart { .. }) => {
                 during_robot = talking;
                 barged = false;
@@ -996,6 +1099,7 @@ fn listen(
                 }
             }
             Some(EndpointEvent::SpeechEnd { end_ms, audio, .. }) => {
+                speculation = None;
                 if during_robot && !barged {
                     shared.echo_suppressed.fetch_add(1, Ordering::SeqCst);
                     continue;
@@ -1009,6 +1113,7 @@ fn listen(
                     ended,
                     endpoint_ms,
                     barged_in: barged,
+                    end_ms,
                 };
                 if out.send(u).is_err() {
                     break;

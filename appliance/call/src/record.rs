@@ -27,8 +27,14 @@ pub struct TurnTimings {
     pub caller_audio_ms: u64,
     /// End of caller speech -> endpointer decision (the hangover), audio ms.
     pub endpoint_ms: u64,
-    /// Endpointer decision -> transcript ready.
+    /// Endpointer decision -> transcript ready: the recognition still on
+    /// the turn's path (0 when a speculative recognition at a pause was
+    /// done before the endpoint confirmed the end).
     pub stt_ms: u64,
+    /// Recognition wall time when it ran speculatively, from the caller's
+    /// pause (`stt_ms` then counts only what was left after the endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stt_speculative_ms: Option<u64>,
     /// Transcript -> reply text (the dialog step).
     pub reply_ms: u64,
     /// Reply text -> first robot audio ready (TTS of the first sentence, a cache hit or a pre-recorded phrase).
@@ -60,8 +66,8 @@ pub struct TurnTimings {
 impl TurnTimings {
     /// Recognition wall time over the utterance's audio, when both are known.
     pub fn stt_rtf(&self) -> Option<f32> {
-        (self.caller_audio_ms > 0 && self.stt_ms > 0)
-            .then(|| self.stt_ms as f32 / self.caller_audio_ms as f32)
+        let wall = self.stt_speculative_ms.unwrap_or(self.stt_ms);
+        (self.caller_audio_ms > 0 && wall > 0).then(|| wall as f32 / self.caller_audio_ms as f32)
     }
 }
 

@@ -336,6 +336,7 @@ impl<'e, 'a> Simulation<'e, 'a> {
                     caller_audio_ms: audio.duration_ms(),
                     endpoint_ms: heard.endpoint_ms,
                     stt_ms: heard.stt_ms,
+                    stt_speculative_ms: None,
                     reply_ms,
                     first_audio_ms,
                     turn_latency_ms: heard.endpoint_ms + processing_ms,

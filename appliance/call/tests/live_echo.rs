@@ -223,3 +223,96 @@ fn a_caller_talking_over_the_robot_stops_it_within_200_ms_and_is_heard() {
         "caller's words: {heard:?}, filtered: {filtered:?}"
     );
 }
+
+/// `samples` without the silence at either end (below -30 dBFS).
+fn trimmed(samples: &[i16]) -> Vec<i16> {
+    let loud = |s: &i16| s.unsigned_abs() > 1000;
+    let from = samples.iter().position(loud).unwrap_or(0);
+    let to = samples.iter().rposition(loud).map_or(0, |i| i + 1);
+    samples[from..to.max(from)].to_vec()
+}
+
+#[test]
+fn the_transcript_made_at_the_pause_answers_and_a_pause_inside_a_sentence_is_not_the_end() {
+    let models = Models::open(None);
+    let robot = Robot::builtin("reception-en").unwrap();
+    let mut stt = models.transcriber("whisper-base", 2).unwrap();
+    let mut tts = models.tts().unwrap();
+    // "My name is John Smith." 300 ms of silence "I need a plumber.": the
+    // gap is longer than the pause that starts a speculative recognition
+    // (200 ms) and shorter than the hangover (600 ms), so the first
+    // speculation must be dropped when the caller goes on.
+    let mut caller = trimmed(
+        &tts.synthesize_cached("en", "My name is John Smith.", LINE_RATE)
+            .unwrap()
+            .to_i16(),
+    );
+    caller.extend(std::iter::repeat_n(0, 8 * 300));
+    caller.extend(trimmed(
+        &tts.synthesize_cached("en", "I need a plumber.", LINE_RATE)
+            .unwrap()
+            .to_i16(),
+    ));
+    let mut engine = CallEngine::new(
+        &mut stt,
+        &mut tts,
+        &robot,
+        EngineConfig {
+            out_rate: LINE_RATE,
+            ..EngineConfig::default()
+        },
+    );
+    let playout = Arc::new(Playout::new(8000 * 60));
+    let hung_up = Arc::new(AtomicBool::new(false));
+    // The caller speaks 10 s in, after the greeting (about 6 s).
+    let line = EchoLine {
+        playout: playout.clone(),
+        delay: VecDeque::from(vec![Frame8k::default(); 3]),
+        gain: 0.316,
+        next: Instant::now(),
+        hung_up: hung_up.clone(),
+        caller,
+        caller_at: 500,
+        frame: 0,
+        robot_frames: Arc::default(),
+    };
+    let config = LiveConfig {
+        silence_timeout: Duration::from_secs(3),
+        max_duration: Duration::from_secs(40),
+        ..LiveConfig::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (record, _) = run_call(
+        &mut engine,
+        Responder::new(&robot, None),
+        runtime.handle(),
+        Box::new(line),
+        &Control(hung_up),
+        playout,
+        &config,
+        ("piper", "whisper-base"),
+    )
+    .unwrap();
+    let turn = record
+        .turns
+        .iter()
+        .find(|t| !t.caller_transcript.is_empty())
+        .unwrap_or_else(|| panic!("the caller was not heard: {:#?}", record.turns));
+    let heard = turn.caller_transcript.to_lowercase();
+    // One turn with both halves: the pause inside did not end it.
+    assert!(
+        heard.contains("john smith") && heard.contains("plumber"),
+        "one turn with both halves: {heard:?}"
+    );
+    // Its transcript was made at the final pause, before the endpoint: the
+    // recognition left on the turn's path is shorter than the recognition.
+    let t = &turn.timings;
+    let wall = t
+        .stt_speculative_ms
+        .unwrap_or_else(|| panic!("not recognised at the pause: {t:?}"));
+    eprintln!(
+        "speculative recognition {wall} ms, of which {} ms after the endpoint ({} ms hangover)",
+        t.stt_ms, t.endpoint_ms
+    );
+    assert!(t.stt_ms < wall, "{t:?}");
+}

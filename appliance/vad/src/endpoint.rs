@@ -45,6 +45,12 @@ pub struct EndpointConfig {
     pub post_roll_ms: u32,
     /// An utterance this long is ended by force (`forced: true`).
     pub max_utterance_ms: u32,
+    /// Silence after which a [`EndpointEvent::Pause`] offers the utterance
+    /// so far, before the hangover decides it is over: recognition can
+    /// start on it speculatively and be ready when the end is confirmed.
+    /// 0 turns it off; otherwise at least `post_roll_ms` (so the pause's
+    /// audio is the audio the end will carry) and below `hangover_ms`.
+    pub pause_ms: u32,
 }
 
 impl Default for EndpointConfig {
@@ -58,6 +64,7 @@ impl Default for EndpointConfig {
             pre_roll_ms: 200,
             post_roll_ms: 100,
             max_utterance_ms: 15_000,
+            pause_ms: 200,
         }
     }
 }
@@ -107,6 +114,16 @@ pub enum ConfigProblem {
         value: u32,
         /// The limit.
         limit: u32,
+    },
+    /// The pause would not come before the end, or would cut the post-roll.
+    #[error("pause_ms = {pause} must be 0 (off) or from post_roll_ms = {post_roll} up to below hangover_ms = {hangover}")]
+    PauseOutOfRange {
+        /// pause_ms.
+        pause: u32,
+        /// post_roll_ms.
+        post_roll: u32,
+        /// hangover_ms.
+        hangover: u32,
     },
     /// The forced end would come before speech could even start.
     #[error("max_utterance_ms = {max} must exceed min_speech_ms = {min}")]
@@ -174,6 +191,15 @@ impl EndpointConfig {
                 });
             }
         }
+        if self.pause_ms != 0
+            && (self.pause_ms < self.post_roll_ms.max(f) || self.pause_ms >= self.hangover_ms)
+        {
+            problems.push(ConfigProblem::PauseOutOfRange {
+                pause: self.pause_ms,
+                post_roll: self.post_roll_ms,
+                hangover: self.hangover_ms,
+            });
+        }
         if self.max_utterance_ms <= self.min_speech_ms {
             problems.push(ConfigProblem::MaxNotAboveMin {
                 max: self.max_utterance_ms,
@@ -211,6 +237,18 @@ pub enum EndpointEvent {
     SpeechStart {
         /// Start of the first voiced frame, ms since the endpointer started.
         at_ms: u64,
+    },
+    /// The caller has been silent for `pause_ms` (not yet the hangover):
+    /// the utterance so far, as the [`EndpointEvent::SpeechEnd`] would
+    /// carry it should no voice follow. A `SpeechEnd` with the same
+    /// `end_ms` confirms it; any voiced frame first makes it stale.
+    Pause {
+        /// Same as the matching `SpeechStart::at_ms`.
+        start_ms: u64,
+        /// End of the last voiced frame.
+        end_ms: u64,
+        /// Pre-roll + utterance + post-roll, as pushed.
+        audio: Vec<i16>,
     },
     /// The utterance is over.
     SpeechEnd {
@@ -373,6 +411,14 @@ impl Endpointer {
                 if silence >= self.cfg.frames(self.hangover_ms()) {
                     return Some(self.end(start, last_voiced, false, frame.len()));
                 }
+                if self.cfg.pause_ms != 0 && silence == self.cfg.frames(self.cfg.pause_ms) {
+                    let fm = u64::from(self.cfg.frame_ms);
+                    return Some(EndpointEvent::Pause {
+                        start_ms: start * fm,
+                        end_ms: (last_voiced + 1) * fm,
+                        audio: self.utterance[..self.keep_len].to_vec(),
+                    });
+                }
                 None
             }
         }
@@ -498,7 +544,7 @@ mod tests {
                     forced,
                     ..
                 } => Some((*start_ms, *end_ms, *forced)),
-                EndpointEvent::SpeechStart { .. } => None,
+                EndpointEvent::SpeechStart { .. } | EndpointEvent::Pause { .. } => None,
             })
             .collect()
     }
@@ -544,7 +590,8 @@ mod tests {
         );
         // One utterance from frame 5 to frame 69 (end of the last voiced frame).
         assert_eq!(ends(&events), vec![(100, 1400, false)]);
-        assert_eq!(events.len(), 2);
+        // Start, a pause offered in each gap, end.
+        assert_eq!(events.len(), 4, "{events:?}");
     }
 
     #[test]
@@ -579,9 +626,9 @@ mod tests {
         let mut e = ep();
         e.set_patience(Patience::Digits);
         assert_eq!(
-            run(&mut e, &[(true, 20), (false, 40)]).len(),
-            1,
-            "only the start"
+            ends(&run(&mut e, &[(true, 20), (false, 40)])),
+            vec![],
+            "no end yet"
         );
         // 800 ms of silence already: back to Normal ends it at once.
         e.set_patience(Patience::Normal);
@@ -625,6 +672,56 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_offers_the_utterance_before_the_hangover_ends_it() {
+        let mut e = ep();
+        // 1 s of speech, a 300 ms gap (a pause offered at 200 ms, then the
+        // caller goes on), 1 s more, then silence: two pauses, one end.
+        let events = run(
+            &mut e,
+            &[(false, 5), (true, 50), (false, 15), (true, 50), (false, 40)],
+        );
+        let pauses: Vec<(u64, usize)> = events
+            .iter()
+            .filter_map(|ev| match ev {
+                EndpointEvent::Pause { end_ms, audio, .. } => Some((*end_ms, audio.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pauses.len(), 2, "{events:?}");
+        // The first pause is stale (voice followed); the second is the end.
+        assert_eq!(pauses[0].0, 1100);
+        let Some(EndpointEvent::SpeechEnd { end_ms, audio, .. }) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert_eq!((pauses[1].0, pauses[1].1), (*end_ms, audio.len()));
+        // The pause came 400 ms before the end (600 ms hangover, 200 ms pause).
+        let at = |want: fn(&EndpointEvent) -> bool| events.iter().position(want).unwrap();
+        assert!(at(|e| matches!(e, EndpointEvent::Pause { end_ms: 2400, .. })) < events.len() - 1);
+
+        // Off: no pause events at all.
+        let mut off = Endpointer::new(EndpointConfig {
+            pause_ms: 0,
+            ..EndpointConfig::default()
+        })
+        .unwrap();
+        let events = run(&mut off, &[(true, 50), (false, 40)]);
+        assert!(events
+            .iter()
+            .all(|e| !matches!(e, EndpointEvent::Pause { .. })));
+        // Out of range: at or past the hangover, or inside the post-roll.
+        for pause_ms in [600, 80] {
+            let err = EndpointConfig {
+                pause_ms,
+                ..EndpointConfig::default()
+            }
+            .validate()
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("pause_ms"), "{err}");
+        }
+    }
+
+    #[test]
     fn finish_returns_speech_in_progress_and_drops_a_candidate() {
         let mut e = ep();
         run(&mut e, &[(true, 20), (false, 3)]);
@@ -644,6 +741,7 @@ mod tests {
             post_roll_ms: 700,
             pre_roll_ms: 5000,
             max_utterance_ms: 100,
+            pause_ms: 0,
             ..EndpointConfig::default()
         };
         let Err(VadError::Config { problems }) = cfg.validate() else {
@@ -667,15 +765,32 @@ mod tests {
             let mut e = Endpointer::new(cfg).unwrap();
             let mut open: Option<u64> = None;
             let mut last_end = 0;
+            // The last pause offered in the open utterance, if no voice came since.
+            let mut paused: Option<(u64, Vec<i16>)> = None;
             for (i, &d) in decisions.iter().enumerate() {
-                match e.push(&[0; N], d) {
+                let idx = (i % 30_000) as i16;
+                if d {
+                    paused = None;
+                }
+                match e.push(&[idx; N], d) {
+                    Some(EndpointEvent::Pause { start_ms, end_ms, audio }) => {
+                        prop_assert_eq!(open, Some(start_ms));
+                        prop_assert!(!d, "a pause comes on a silent frame");
+                        prop_assert!(end_ms > start_ms && end_ms <= i as u64 * 20);
+                        paused = Some((end_ms, audio));
+                    }
                     Some(EndpointEvent::SpeechStart { at_ms }) => {
                         prop_assert!(open.is_none());
                         prop_assert!(at_ms >= last_end && at_ms <= i as u64 * 20);
                         open = Some(at_ms);
                     }
-                    Some(EndpointEvent::SpeechEnd { start_ms, end_ms, audio, .. }) => {
+                    Some(EndpointEvent::SpeechEnd { start_ms, end_ms, audio, forced }) => {
                         prop_assert_eq!(open.take(), Some(start_ms));
+                        // A pause with no voice after it is exactly the end.
+                        if let (Some((p_end, p_audio)), false) = (paused.take(), forced) {
+                            prop_assert_eq!(p_end, end_ms);
+                            prop_assert!(p_audio == audio, "the pause's audio is the end's");
+                        }
                         prop_assert!(end_ms > start_ms && end_ms <= (i as u64 + 1) * 20);
                         prop_assert!(audio.len() <= (150 + 10) * N);
                         last_end = end_ms;

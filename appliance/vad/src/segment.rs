@@ -74,7 +74,7 @@ pub fn segment(pcm: &Pcm, cfg: &SegmentConfig) -> Result<Vec<Utterance>, VadErro
 
 fn to_utterance(event: EndpointEvent) -> Option<Utterance> {
     match event {
-        EndpointEvent::SpeechStart { .. } => None,
+        EndpointEvent::SpeechStart { .. } | EndpointEvent::Pause { .. } => None,
         EndpointEvent::SpeechEnd {
             start_ms,
             end_ms,

@@ -127,12 +127,42 @@ fn live_loop_in_odd_chunks_reports_start_then_end() {
             events.extend(ep.push(frame, speech).map(|e| (ep.now_ms(), e)));
         });
     }
-    let [(seen_at, EndpointEvent::SpeechStart { at_ms }), (_, EndpointEvent::SpeechEnd { start_ms, .. })] =
-        events.as_slice()
+    let shape: Vec<(u64, &str)> = events
+        .iter()
+        .map(|(t, e)| {
+            let kind = match e {
+                EndpointEvent::SpeechStart { .. } => "start",
+                EndpointEvent::Pause { .. } => "pause",
+                EndpointEvent::SpeechEnd { .. } => "end",
+            };
+            (*t, kind)
+        })
+        .collect();
+    let [(seen_at, EndpointEvent::SpeechStart { at_ms }), (
+        paused_at,
+        EndpointEvent::Pause {
+            end_ms: p_end,
+            audio: p_audio,
+            ..
+        },
+    ), (
+        ended_at,
+        EndpointEvent::SpeechEnd {
+            start_ms,
+            end_ms,
+            audio,
+            ..
+        },
+    )] = events.as_slice()
     else {
-        panic!("expected start then end: {events:?}");
+        panic!("expected start, pause, end: {shape:?}");
     };
     assert_eq!(at_ms, start_ms);
+    // The pause offered the whole utterance 400 ms (hangover 600 - pause
+    // 200) before the end confirmed it: recognition can start that early.
+    assert_eq!((p_end, p_audio.len()), (end_ms, audio.len()));
+    assert!(p_audio == audio);
+    assert_eq!(ended_at - paused_at, 400);
     // Barge-in latency: start is reported min_speech (120 ms) after onset,
     // plus whatever onset frames the VAD took to classify.
     assert!(

@@ -59,6 +59,8 @@ pub struct WireArgs {
     /// HTTP API clients hammering `GET /api/calls?limit=20` on the daemon
     /// all through each level (0: no API load, the API off).
     pub api_load: usize,
+    /// The daemon's `--stt-at-pause` settings to compare.
+    pub stt_at_pause: Vec<u32>,
 }
 
 /// One caller turn.
@@ -132,7 +134,13 @@ impl Drop for Daemon {
     }
 }
 
-fn start_daemon(dir: &Path, model: &str, max_calls: usize, api: Option<u16>) -> Result<Daemon> {
+fn start_daemon(
+    dir: &Path,
+    model: &str,
+    max_calls: usize,
+    api: Option<u16>,
+    stt_at_pause: u32,
+) -> Result<Daemon> {
     use std::io::BufRead;
     let sip = free_port()?;
     let records = dir.join("calls");
@@ -141,6 +149,7 @@ fn start_daemon(dir: &Path, model: &str, max_calls: usize, api: Option<u16>) -> 
         .args(["run", "--listen", &format!("127.0.0.1:{sip}")])
         .args(["--model", model, "--robot", "reception-en", "--api", &api])
         .args(["--max-calls", &max_calls.to_string()])
+        .args(["--stt-at-pause", &stt_at_pause.to_string()])
         .args(["--rtp-ports", "23000-23199", "--max-duration", "120"])
         .arg("--db")
         .arg(dir.join("box.db"))
@@ -366,8 +375,12 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
     if let Some(bad) = args.levels.iter().find(|&&l| l == 0 || l > 8) {
         bail!("--levels {bad}: calls at once must be 1 to 8");
     }
-    if args.models.is_empty() || args.turns == 0 {
-        bail!("name at least one speech model and one turn");
+    for p in &args.stt_at_pause {
+        crate::daemon::parse_stt_at_pause(&p.to_string())
+            .map_err(|e| anyhow::anyhow!("--stt-at-pause: {e}"))?;
+    }
+    if args.models.is_empty() || args.turns == 0 || args.stt_at_pause.is_empty() {
+        bail!("name at least one speech model, one turn and one --stt-at-pause setting");
     }
     let lines = Arc::new(caller_audio(models)?);
     let max_level = args.levels.iter().copied().max().unwrap_or(1);
@@ -376,11 +389,15 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
     // two cores, so its clients run at low priority like the API itself
     // (one thread, nice 10) rather than outrun the call they measure.
     let load_rt = crate::daemon::api_runtime()?;
-    println!("| speech model | calls at once | caller turns | heard p50 | heard p95 | box wire p50 | box wire p95 | endpoint / STT / first TTS audio p50 | no reply | daemon CPU per call | daemon RSS |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for model in &args.models {
+    println!("| speech model | STT at pause | calls at once | caller turns | heard p50 | heard p95 | box wire p50 | box wire p95 | endpoint / STT / first TTS audio p50 | no reply | daemon CPU per call | daemon RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let runs = args
+        .models
+        .iter()
+        .flat_map(|m| args.stt_at_pause.iter().map(move |p| (m, *p)));
+    for (model, pause) in runs {
         let dir = std::env::temp_dir().join(format!(
-            "voiceblock-bench-wire-{}-{model}",
+            "voiceblock-bench-wire-{}-{model}-{pause}",
             std::process::id()
         ));
         std::fs::create_dir_all(&dir)?;
@@ -392,7 +409,11 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
                     .port(),
             ),
         };
-        let daemon = start_daemon(&dir, model, max_level, api_port)?;
+        let daemon = start_daemon(&dir, model, max_level, api_port, pause)?;
+        let pause_label = match pause {
+            0 => "off".to_string(),
+            ms => format!("{ms} ms"),
+        };
         let pid = daemon.child.id();
         for &level in &args.levels {
             let per_lane = args.turns.div_ceil(level).max(5);
@@ -457,7 +478,7 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
             // as a share of one core.
             let per_call = cpu / (wall * level as f64);
             println!(
-                "| {model} | {level} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} / {:.0} / {:.0} ms | {no_reply} | {:.0}% of a core | {:.0} MiB |",
+                "| {model} | {pause_label} | {level} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} / {:.0} / {:.0} ms | {no_reply} | {:.0}% of a core | {:.0} MiB |",
                 turns.len(),
                 percentile(&heard, 50.0),
                 percentile(&heard, 95.0),
@@ -471,7 +492,7 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
             );
             if let Some((ms, failed)) = api {
                 println!(
-                    "|  | API under load: {} clients, {} answered, {failed} refused or failed, p50 {:.1} ms, p99 {:.1} ms |  |  |  |  |  |  |  |  |  |",
+                    "|  |  | API under load: {} clients, {} answered, {failed} refused or failed, p50 {:.1} ms, p99 {:.1} ms |  |  |  |  |  |  |  |  |  |",
                     args.api_load,
                     ms.len(),
                     percentile(&ms, 50.0),

@@ -76,6 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 turns,
                 levels,
                 api_load,
+                stt_at_pause,
             } => crate::bench_wire::wire(
                 &models,
                 crate::bench_wire::WireArgs {
@@ -83,6 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     turns,
                     levels,
                     api_load,
+                    stt_at_pause,
                 },
             ),
             BenchWhat::Api {

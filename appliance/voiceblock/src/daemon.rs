@@ -92,6 +92,12 @@ pub struct LineArgs {
     /// Caller silence (s) before the robot prompts, then says goodbye.
     #[arg(long, default_value_t = 8)]
     pub silence_timeout: u64,
+    /// Caller silence (ms) after which speech recognition starts on what
+    /// was said, before the endpoint (600 ms) confirms the turn is over;
+    /// the transcript is kept if the caller says nothing more. 0 turns it
+    /// off (recognition starts at the endpoint).
+    #[arg(long, default_value_t = vb_vad::EndpointConfig::default().pause_ms, value_parser = parse_stt_at_pause)]
+    pub stt_at_pause: u32,
     /// A call whose RTP stops this long (s) is ended.
     #[arg(long, default_value_t = 15)]
     pub rtp_timeout: u64,
@@ -392,6 +398,19 @@ fn parse_range(s: &str) -> Result<(u16, u16), String> {
     Ok((a, b))
 }
 
+/// `--stt-at-pause`: checked against the endpointer's own rules, so a
+/// value it would refuse is refused at start with the range.
+pub(crate) fn parse_stt_at_pause(v: &str) -> Result<u32, String> {
+    let ms: u32 = v.parse().map_err(|e| format!("{v:?}: {e}"))?;
+    vb_vad::EndpointConfig {
+        pause_ms: ms,
+        ..vb_vad::EndpointConfig::default()
+    }
+    .validate()
+    .map_err(|e| e.to_string())?;
+    Ok(ms)
+}
+
 impl LineArgs {
     fn sip_config(&self) -> Result<SipConfig> {
         let password = match &self.password_file {
@@ -431,6 +450,10 @@ impl LineArgs {
             transfer_to: self.transfer_to.clone(),
             transfer_fallback: self.transfer_fallback.clone(),
             trace_turns: self.dev,
+            endpoint: vb_vad::EndpointConfig {
+                pause_ms: self.stt_at_pause,
+                ..vb_vad::EndpointConfig::default()
+            },
             recording: self
                 .recordings
                 .clone()
@@ -1748,4 +1771,24 @@ pub fn call(models: &Models, target: &str, args: LineArgs, threads: usize) -> Re
         serde_json::to_string(&record.call.lead)?
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stt_at_pause_is_checked_against_the_endpointer() {
+        assert_eq!(parse_stt_at_pause("0"), Ok(0));
+        assert_eq!(parse_stt_at_pause("200"), Ok(200));
+        // At or past the 600 ms hangover, or inside the 100 ms post-roll.
+        for bad in ["600", "50"] {
+            let e = parse_stt_at_pause(bad).unwrap_err();
+            assert!(
+                e.contains("pause_ms") && e.contains("hangover_ms = 600"),
+                "{e}"
+            );
+        }
+        assert!(parse_stt_at_pause("soon").is_err());
+    }
 }

@@ -272,6 +272,10 @@ pub enum BenchWhat {
         /// (0: none, the API off).
         #[arg(long, default_value_t = 0)]
         api_load: usize,
+        /// The daemon's `--stt-at-pause` values to compare, comma-separated
+        /// (0: recognition starts at the endpoint).
+        #[arg(long, value_delimiter = ',', default_value = "0,200")]
+        stt_at_pause: Vec<u32>,
     },
     /// HTTP API latency under concurrent clients (run it against a daemon,
     /// idle and while calls run): each client opens a connection per request.
