@@ -75,12 +75,26 @@ impl Line for Control {
     }
 }
 
-#[test]
-fn the_robot_does_not_barge_in_on_its_own_echo() {
+/// A call with the reception robot (whisper base, Piper) over an
+/// [`EchoLine`] (60 ms round trip, -10 dB), the caller's audio (made by
+/// `caller` with the call's own TTS) starting at frame `caller_at`: the
+/// record, the loop's stats, the frames on which the robot sent voice and
+/// the playout.
+fn echo_call(
+    caller: impl FnOnce(&mut vb_tts::Tts) -> Vec<i16>,
+    caller_at: usize,
+    config: LiveConfig,
+) -> (
+    vb_call::CallRecord,
+    vb_call::LiveStats,
+    Vec<usize>,
+    Arc<Playout>,
+) {
     let models = Models::open(None);
     let robot = Robot::builtin("reception-en").unwrap();
     let mut stt = models.transcriber("whisper-base", 2).unwrap();
     let mut tts = models.tts().unwrap();
+    let caller = caller(&mut tts);
     let mut engine = CallEngine::new(
         &mut stt,
         &mut tts,
@@ -92,6 +106,7 @@ fn the_robot_does_not_barge_in_on_its_own_echo() {
     );
     let playout = Arc::new(Playout::new(8000 * 60));
     let hung_up = Arc::new(AtomicBool::new(false));
+    let robot_frames = Arc::new(std::sync::Mutex::new(Vec::new()));
     let line = EchoLine {
         playout: playout.clone(),
         // 3 frames = 60 ms of round trip.
@@ -99,15 +114,10 @@ fn the_robot_does_not_barge_in_on_its_own_echo() {
         gain: 0.316, // -10 dB
         next: Instant::now(),
         hung_up: hung_up.clone(),
-        caller: Vec::new(),
-        caller_at: usize::MAX,
+        caller,
+        caller_at,
         frame: 0,
-        robot_frames: Default::default(),
-    };
-    let config = LiveConfig {
-        silence_timeout: Duration::from_secs(2),
-        max_duration: Duration::from_secs(90),
-        ..LiveConfig::default()
+        robot_frames: robot_frames.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (record, stats) = run_call(
@@ -121,6 +131,21 @@ fn the_robot_does_not_barge_in_on_its_own_echo() {
         ("piper", "whisper-base"),
     )
     .unwrap();
+    let frames = robot_frames.lock().unwrap().clone();
+    (record, stats, frames, playout)
+}
+
+#[test]
+fn the_robot_does_not_barge_in_on_its_own_echo() {
+    let (record, stats, _, playout) = echo_call(
+        |_| Vec::new(),
+        usize::MAX,
+        LiveConfig {
+            silence_timeout: Duration::from_secs(2),
+            max_duration: Duration::from_secs(90),
+            ..LiveConfig::default()
+        },
+    );
     assert_eq!(
         stats.barge_ins, 0,
         "false barge-ins on the robot's own echo: {stats:?}"
@@ -139,60 +164,27 @@ fn the_robot_does_not_barge_in_on_its_own_echo() {
 
 #[test]
 fn a_caller_talking_over_the_robot_stops_it_within_200_ms_and_is_heard() {
-    let models = Models::open(None);
-    let robot = Robot::builtin("reception-en").unwrap();
-    let mut stt = models.transcriber("whisper-base", 2).unwrap();
-    let mut tts = models.tts().unwrap();
-    let caller = tts
-        .synthesize_cached("en", "My name is John Smith.", LINE_RATE)
-        .unwrap()
-        .to_i16();
-    // Where the voice begins: the first sample above -30 dBFS.
-    let onset_sample = caller.iter().position(|s| s.unsigned_abs() > 1000).unwrap();
-    let mut engine = CallEngine::new(
-        &mut stt,
-        &mut tts,
-        &robot,
-        EngineConfig {
-            out_rate: LINE_RATE,
-            ..EngineConfig::default()
-        },
-    );
-    let playout = Arc::new(Playout::new(8000 * 60));
-    let hung_up = Arc::new(AtomicBool::new(false));
-    let robot_frames = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut onset_sample = 0;
     // The caller starts 2 s into the greeting (which lasts about 6 s).
     let caller_at = 100;
-    let line = EchoLine {
-        playout: playout.clone(),
-        delay: VecDeque::from(vec![Frame8k::default(); 3]),
-        gain: 0.316,
-        next: Instant::now(),
-        hung_up: hung_up.clone(),
-        caller,
+    let (record, stats, frames, _) = echo_call(
+        |tts| {
+            let caller = tts
+                .synthesize_cached("en", "My name is John Smith.", LINE_RATE)
+                .unwrap()
+                .to_i16();
+            // Where the voice begins: the first sample above -30 dBFS.
+            onset_sample = caller.iter().position(|s| s.unsigned_abs() > 1000).unwrap();
+            caller
+        },
         caller_at,
-        frame: 0,
-        robot_frames: robot_frames.clone(),
-    };
-    let config = LiveConfig {
-        silence_timeout: Duration::from_secs(2),
-        max_duration: Duration::from_secs(60),
-        ..LiveConfig::default()
-    };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (record, stats) = run_call(
-        &mut engine,
-        Responder::new(&robot, None),
-        runtime.handle(),
-        Box::new(line),
-        &Control(hung_up),
-        playout.clone(),
-        &config,
-        ("piper", "whisper-base"),
-    )
-    .unwrap();
+        LiveConfig {
+            silence_timeout: Duration::from_secs(2),
+            max_duration: Duration::from_secs(60),
+            ..LiveConfig::default()
+        },
+    );
     assert!(stats.barge_ins >= 1, "no barge-in: {stats:?}");
-    let frames = robot_frames.lock().unwrap().clone();
     assert!(
         frames.contains(&(caller_at - 1)),
         "the robot was talking when the caller started"
@@ -234,65 +226,32 @@ fn trimmed(samples: &[i16]) -> Vec<i16> {
 
 #[test]
 fn the_transcript_made_at_the_pause_answers_and_a_pause_inside_a_sentence_is_not_the_end() {
-    let models = Models::open(None);
-    let robot = Robot::builtin("reception-en").unwrap();
-    let mut stt = models.transcriber("whisper-base", 2).unwrap();
-    let mut tts = models.tts().unwrap();
     // "My name is John Smith." 300 ms of silence "I need a plumber.": the
     // gap is longer than the pause that starts a speculative recognition
     // (200 ms) and shorter than the hangover (600 ms), so the first
-    // speculation must be dropped when the caller goes on.
-    let mut caller = trimmed(
-        &tts.synthesize_cached("en", "My name is John Smith.", LINE_RATE)
-            .unwrap()
-            .to_i16(),
-    );
-    caller.extend(std::iter::repeat_n(0, 8 * 300));
-    caller.extend(trimmed(
-        &tts.synthesize_cached("en", "I need a plumber.", LINE_RATE)
-            .unwrap()
-            .to_i16(),
-    ));
-    let mut engine = CallEngine::new(
-        &mut stt,
-        &mut tts,
-        &robot,
-        EngineConfig {
-            out_rate: LINE_RATE,
-            ..EngineConfig::default()
+    // speculation must be dropped when the caller goes on. The caller
+    // speaks 10 s in, after the greeting (about 6 s).
+    let (record, _, _, _) = echo_call(
+        |tts| {
+            let mut line = |text: &str| {
+                trimmed(
+                    &tts.synthesize_cached("en", text, LINE_RATE)
+                        .unwrap()
+                        .to_i16(),
+                )
+            };
+            let mut caller = line("My name is John Smith.");
+            caller.extend(std::iter::repeat_n(0, 8 * 300));
+            caller.extend(line("I need a plumber."));
+            caller
+        },
+        500,
+        LiveConfig {
+            silence_timeout: Duration::from_secs(3),
+            max_duration: Duration::from_secs(40),
+            ..LiveConfig::default()
         },
     );
-    let playout = Arc::new(Playout::new(8000 * 60));
-    let hung_up = Arc::new(AtomicBool::new(false));
-    // The caller speaks 10 s in, after the greeting (about 6 s).
-    let line = EchoLine {
-        playout: playout.clone(),
-        delay: VecDeque::from(vec![Frame8k::default(); 3]),
-        gain: 0.316,
-        next: Instant::now(),
-        hung_up: hung_up.clone(),
-        caller,
-        caller_at: 500,
-        frame: 0,
-        robot_frames: Arc::default(),
-    };
-    let config = LiveConfig {
-        silence_timeout: Duration::from_secs(3),
-        max_duration: Duration::from_secs(40),
-        ..LiveConfig::default()
-    };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (record, _) = run_call(
-        &mut engine,
-        Responder::new(&robot, None),
-        runtime.handle(),
-        Box::new(line),
-        &Control(hung_up),
-        playout,
-        &config,
-        ("piper", "whisper-base"),
-    )
-    .unwrap();
     let turn = record
         .turns
         .iter()
