@@ -295,41 +295,6 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
 
     check_recording(d);
 
-    // Config pushes: one missing its [sip] is refused with the reason and
-    // nothing is written; a whole box config is checked and kept for the
-    // next start.
-    let provisioned: toml::Value =
-        toml::from_str(&std::fs::read_to_string(d.join("etc/voiceblock.toml")).unwrap()).unwrap();
-    let mut config = serde_json::to_value(&provisioned).unwrap();
-    let reports = admin
-        .push_config(
-            &["dev-a".to_string()],
-            &vb_sync::DesiredConfig {
-                version: 2,
-                config: serde_json::json!({ "device": { "id": "dev-a" } }),
-            },
-            Duration::from_secs(15),
-        )
-        .await
-        .unwrap();
-    let report = &reports[0].1;
-    assert_eq!(report["status"], "rejected", "{report:#}");
-    assert!(report["errors"].to_string().contains("sip"), "{report:#}");
-    assert!(!d.join("pushed-config.toml").exists());
-    config["sip"]["max_calls"] = serde_json::json!(3);
-    let reports = admin
-        .push_config(
-            &["dev-a".to_string()],
-            &vb_sync::DesiredConfig { version: 3, config },
-            Duration::from_secs(15),
-        )
-        .await
-        .unwrap();
-    let report = &reports[0].1;
-    assert_eq!(report["status"], "applied", "{report:#}");
-    let pushed = std::fs::read_to_string(d.join("pushed-config.toml")).unwrap();
-    assert!(pushed.contains("max_calls = 3"), "{pushed}");
-
     // The fleet asks the daemon for a test call: queued for its SIP agent.
     let reply = admin
         .command(
@@ -402,6 +367,44 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     let (status, metrics) = peers::http_get(api_port, "/metrics", None);
     assert_eq!(status, 200);
     check_metrics_after_a_call(&metrics);
+
+    // Config pushes come last: an applied one restarts the daemon (and
+    // empties its in-memory log ring) as soon as no call is active, so
+    // everything above runs against the first start.
+    // Config pushes: one missing its [sip] is refused with the reason and
+    // nothing is written; a whole box config is checked and kept for the
+    // next start.
+    let provisioned: toml::Value =
+        toml::from_str(&std::fs::read_to_string(d.join("etc/voiceblock.toml")).unwrap()).unwrap();
+    let mut config = serde_json::to_value(&provisioned).unwrap();
+    let reports = admin
+        .push_config(
+            &["dev-a".to_string()],
+            &vb_sync::DesiredConfig {
+                version: 2,
+                config: serde_json::json!({ "device": { "id": "dev-a" } }),
+            },
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap();
+    let report = &reports[0].1;
+    assert_eq!(report["status"], "rejected", "{report:#}");
+    assert!(report["errors"].to_string().contains("sip"), "{report:#}");
+    assert!(!d.join("pushed-config.toml").exists());
+    config["sip"]["max_calls"] = serde_json::json!(3);
+    let reports = admin
+        .push_config(
+            &["dev-a".to_string()],
+            &vb_sync::DesiredConfig { version: 3, config },
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap();
+    let report = &reports[0].1;
+    assert_eq!(report["status"], "applied", "{report:#}");
+    let pushed = std::fs::read_to_string(d.join("pushed-config.toml")).unwrap();
+    assert!(pushed.contains("max_calls = 3"), "{pushed}");
 
     // The pushed config (version 3, up to 3 calls) takes effect: with no
     // call active the daemon starts again in place (same pid, so systemd
