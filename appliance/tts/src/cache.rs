@@ -6,6 +6,7 @@
 //! the entries rather than keeping an ordered index.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use vb_audio::Pcm;
 
@@ -35,6 +36,26 @@ pub struct CacheStats {
     pub entries: usize,
     /// Bytes of audio held now.
     pub bytes: usize,
+}
+
+/// A phrase cache that several [`crate::Tts`] instances share (one per
+/// concurrent call in the daemon), so a phrase synthesized for one call is
+/// ready for every other. Cloning shares; the lock is held for lookups and
+/// inserts only, never while synthesizing.
+#[derive(Debug, Clone)]
+pub struct SharedPhraseCache(Arc<Mutex<PhraseCache>>);
+
+impl SharedPhraseCache {
+    /// A new cache holding at most `budget_bytes` of audio samples.
+    pub fn new(budget_bytes: usize) -> Self {
+        Self(Arc::new(Mutex::new(PhraseCache::new(budget_bytes))))
+    }
+
+    /// The cache, locked (a panic elsewhere leaves it usable: it holds
+    /// finished audio only).
+    pub fn lock(&self) -> MutexGuard<'_, PhraseCache> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The phrase cache.
@@ -150,6 +171,21 @@ mod tests {
 
     fn pcm(n: usize, v: f32) -> Pcm {
         Pcm::new(8000, vec![v; n])
+    }
+
+    #[test]
+    fn a_shared_cache_serves_every_holder() {
+        let a = SharedPhraseCache::new(1 << 20);
+        let b = a.clone();
+        a.lock().insert("joe", 8000, "Hello", pcm(10, 0.5));
+        assert_eq!(b.lock().get("joe", 8000, "Hello"), Some(pcm(10, 0.5)));
+        let stats = a.lock().stats();
+        assert_eq!((stats.hits, stats.entries), (1, 1));
+        // A separate cache is separate.
+        assert!(SharedPhraseCache::new(1 << 20)
+            .lock()
+            .get("joe", 8000, "Hello")
+            .is_none());
     }
 
     #[test]

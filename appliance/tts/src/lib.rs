@@ -65,7 +65,7 @@ pub mod select;
 pub mod split;
 pub mod tts;
 
-pub use cache::{CacheStats, PhraseCache};
+pub use cache::{CacheStats, PhraseCache, SharedPhraseCache};
 pub use error::TtsError;
 pub use espeak::{Espeak, EspeakOptions, EspeakVoice};
 pub use festival::FestivalVoice;

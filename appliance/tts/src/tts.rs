@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use vb_audio::Pcm;
 
-use crate::cache::{CacheStats, PhraseCache};
+use crate::cache::{CacheStats, PhraseCache, SharedPhraseCache};
 use crate::error::TtsError;
 use crate::espeak::{Espeak, EspeakOptions, EspeakVoice};
 use crate::piper::{PiperOptions, PiperVoice};
@@ -109,7 +109,7 @@ pub struct Tts {
     splitter: SentenceSplitter,
     /// Loaded voices by normalised language tag.
     voices: HashMap<String, Box<dyn Synthesizer + Send>>,
-    cache: PhraseCache,
+    cache: SharedPhraseCache,
 }
 
 impl std::fmt::Debug for Tts {
@@ -139,7 +139,7 @@ impl Tts {
             selector,
             splitter: SentenceSplitter::new(config.max_sentence_chars),
             voices: HashMap::new(),
-            cache: PhraseCache::new(config.cache_bytes),
+            cache: SharedPhraseCache::new(config.cache_bytes),
             config,
         })
     }
@@ -260,7 +260,7 @@ impl Tts {
     ) -> Result<Pcm, TtsError> {
         self.check_text(text)?;
         let voice_name = self.voice(language)?.name().to_string();
-        if let Some(pcm) = self.cache.get(&voice_name, out_rate, text) {
+        if let Some(pcm) = self.cache.lock().get(&voice_name, out_rate, text) {
             return Ok(pcm);
         }
         let mut whole = Pcm::new(out_rate, Vec::new());
@@ -268,13 +268,26 @@ impl Tts {
             whole.samples.extend_from_slice(&sentence?.pcm.samples);
         }
         self.cache
+            .lock()
             .insert(&voice_name, out_rate, text, whole.clone());
         Ok(whole)
     }
 
     /// Phrase cache counters.
     pub fn cache_stats(&self) -> CacheStats {
-        self.cache.stats()
+        self.cache.lock().stats()
+    }
+
+    /// This engine's phrase cache, to share with another (see
+    /// [`Tts::use_phrase_cache`]).
+    pub fn phrase_cache(&self) -> SharedPhraseCache {
+        self.cache.clone()
+    }
+
+    /// Uses `cache` from now on instead of this engine's own: engines for
+    /// concurrent calls share one, so each phrase is synthesized once.
+    pub fn use_phrase_cache(&mut self, cache: SharedPhraseCache) {
+        self.cache = cache;
     }
 }
 

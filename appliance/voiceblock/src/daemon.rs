@@ -487,6 +487,9 @@ pub(crate) struct Pool {
     /// The whisper weights, loaded by the first engine set and shared by
     /// the others (each has its own decoding state).
     stt_model: Mutex<Option<vb_stt::WhisperModel>>,
+    /// The first engine set's phrase cache, shared by the others: a fixed
+    /// phrase is synthesized once for every call, not once per engine set.
+    phrases: Mutex<Option<vb_tts::SharedPhraseCache>>,
     /// The robot's model endpoint and breaker, shared by every call (its
     /// clones share the HTTP client and the breaker).
     pub(crate) llm: Option<vb_llm::LlmEngine>,
@@ -506,6 +509,13 @@ impl Pool {
             }
         };
         let mut tts = self.models.tts()?;
+        {
+            let mut shared = self.phrases.lock().unwrap_or_else(|e| e.into_inner());
+            match &*shared {
+                Some(cache) => tts.use_phrase_cache(cache.clone()),
+                None => *shared = Some(tts.phrase_cache()),
+            }
+        }
         let voice = tts.voice(&self.language)?.name().to_string();
         Ok(Engines { stt, tts, voice })
     }
@@ -1224,6 +1234,7 @@ pub(crate) fn prepare(
         language: robot.language.code().to_string(),
         free: Mutex::new(Vec::new()),
         stt_model: Mutex::new(None),
+        phrases: Mutex::new(None),
         llm: crate::commands::load_llm(&robot)?,
     });
     let greeting = vb_dialog::Dialog::new(&robot).start();
