@@ -1110,11 +1110,14 @@ impl Leg {
                 }
             }
             DialogState::Info(_, req, handle) => {
+                // Answered before the key reaches the call: the key can
+                // start a transfer, and a REFER must not overtake the 200
+                // (a strict peer such as SIPp refuses it out of order).
+                let _ = handle.reply(StatusCode::OK).await;
                 let body = String::from_utf8_lossy(&req.body);
                 if let Some(d) = info_digit(&body) {
                     let _ = self.line.try_send(LineEvent::Dtmf(d));
                 }
-                let _ = handle.reply(StatusCode::OK).await;
             }
             DialogState::Options(_, _, handle) => {
                 let _ = handle.reply(StatusCode::OK).await;
