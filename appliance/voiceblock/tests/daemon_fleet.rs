@@ -118,7 +118,10 @@ fn check_recording(d: &Path) {
 /// `/metrics` after one real call, read with a Prometheus text-format
 /// parser: every metric the operator surfaces promise is there, and the
 /// ones one call moves have moved.
-fn check_metrics_after_a_call(text: &str) {
+/// `recognized`: whether a caller turn of the call was recognised (two
+/// robots talking over each other may hear nothing in a call), so the STT
+/// real-time factor has an observation.
+fn check_metrics_after_a_call(text: &str, recognized: bool) {
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
         .unwrap_or_else(|e| panic!("/metrics does not parse: {e}\n{text}"));
     let value = |name: &str, label: Option<(&str, &str)>| -> Vec<f64> {
@@ -166,7 +169,11 @@ fn check_metrics_after_a_call(text: &str) {
             "stage {stage}: count {count}\n{text}"
         );
     }
-    assert!(one("voiceblock_stt_rtf_count", None) > 0.0, "{text}");
+    assert_eq!(
+        one("voiceblock_stt_rtf_count", None) > 0.0,
+        recognized,
+        "an STT factor for each recognised turn\n{text}"
+    );
     assert!(one("voiceblock_tts_rtf_count", None) > 0.0, "{text}");
     for counter in [
         "voiceblock_barge_ins_total",
@@ -366,7 +373,19 @@ async fn a_call_answered_by_run_reaches_the_fleet_from_the_store() {
     );
     let (status, metrics) = peers::http_get(api_port, "/metrics", None);
     assert_eq!(status, 200);
-    check_metrics_after_a_call(&metrics);
+    // Which of the call's turns were recognised, from its stored timings
+    // (as the daemon computes the factor: recognition time over audio).
+    let detail = store.call(&call_id).unwrap().expect("the call is stored");
+    let recognized = detail.turns.iter().any(|t| {
+        let ms = |k: &str| t.timings[k].as_u64().unwrap_or(0);
+        t.index > 0
+            && ms("caller_audio_ms") > 0
+            && t.timings["stt_speculative_ms"]
+                .as_u64()
+                .unwrap_or(ms("stt_ms"))
+                > 0
+    });
+    check_metrics_after_a_call(&metrics, recognized);
 
     // Config pushes come last: an applied one restarts the daemon (and
     // empties its in-memory log ring) as soon as no call is active, so
