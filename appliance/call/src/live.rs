@@ -778,19 +778,9 @@ pub fn run_call(
                 if cancel.is_cancelled() {
                     continue;
                 }
-                let pcm16 = resample::resample(&Pcm::from_i16(LINE_RATE, &audio), ASR_RATE)?;
-                let mut heard = Heard {
-                    audio_ms: pcm16.duration_ms(),
-                    ..Heard::default()
-                };
-                let mut texts = Vec::new();
                 let t0 = Instant::now();
-                if speaker
-                    .engine
-                    .recognize_speculatively(&pcm16, &mut heard, &mut texts, &cancel)?
-                    && !cancel.is_cancelled()
-                {
-                    heard.text = texts.join(" ");
+                let heard = recognise(speaker.engine, &audio, Some(&cancel))?;
+                if let Some(heard) = heard.filter(|_| !cancel.is_cancelled()) {
                     speculated = Some(Speculated {
                         end_ms,
                         samples: audio.len(),
@@ -858,16 +848,8 @@ pub fn run_call(
                         Some(s.ready.duration_since(s.started).as_millis() as u64);
                     (heard, ended, endpoint_ms, barged_in)
                 } else {
-                    let pcm8 = Pcm::from_i16(LINE_RATE, &audio);
-                    let pcm16 = resample::resample(&pcm8, ASR_RATE)?;
-                    let mut heard = Heard {
-                        endpoint_ms,
-                        audio_ms: pcm16.duration_ms(),
-                        ..Heard::default()
-                    };
-                    let mut texts = Vec::new();
-                    speaker.engine.recognize(&pcm16, &mut heard, &mut texts)?;
-                    heard.text = texts.join(" ");
+                    let mut heard = recognise(speaker.engine, &audio, None)?.unwrap_or_default();
+                    heard.endpoint_ms = endpoint_ms;
                     (heard, ended, endpoint_ms, barged_in)
                 }
             }
@@ -947,6 +929,30 @@ pub fn run_call(
         digits,
     };
     Ok((record, stats))
+}
+
+/// Recognises the caller's 8 kHz audio: speculatively when `cancel` is
+/// given, `None` when that was cancelled (the caller spoke again).
+fn recognise(
+    engine: &mut CallEngine<'_>,
+    audio: &[i16],
+    cancel: Option<&CancelFlag>,
+) -> Result<Option<Heard>, CallError> {
+    let pcm16 = resample::resample(&Pcm::from_i16(LINE_RATE, audio), ASR_RATE)?;
+    let mut heard = Heard {
+        audio_ms: pcm16.duration_ms(),
+        ..Heard::default()
+    };
+    let mut texts = Vec::new();
+    let done = match cancel {
+        Some(c) => engine.recognize_speculatively(&pcm16, &mut heard, &mut texts, c)?,
+        None => {
+            engine.recognize(&pcm16, &mut heard, &mut texts)?;
+            true
+        }
+    };
+    heard.text = texts.join(" ");
+    Ok(done.then_some(heard))
 }
 
 /// Waits (bounded) until the robot has finished talking or the line closed.
