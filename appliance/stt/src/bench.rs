@@ -195,6 +195,111 @@ pub fn bench(config: &BenchConfig, clips: &[BenchClip]) -> Result<BenchReport, S
     })
 }
 
+/// One model and encoder-window floor over a whole clip set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRow {
+    /// Model file name.
+    pub model: String,
+    /// Floor given to the window rule (0: the clip's own frames plus margin).
+    pub floor: u32,
+    /// Clips transcribed.
+    pub clips: usize,
+    /// Word error rate over all clips (errors / reference words).
+    pub wer: f32,
+    /// Clips whose own WER was above [`BAD_CLIP_WER`].
+    pub bad: usize,
+    /// Median wall time per clip.
+    pub median_ms: f64,
+    /// Sum of wall times.
+    pub total_ms: f64,
+}
+
+/// A clip whose word error rate is above this counts as a failed recognition.
+pub const BAD_CLIP_WER: f32 = 0.3;
+
+/// Every clip once per model and floor (after one warm-up transcription per
+/// model): what a lower window floor costs in accuracy and buys in time.
+/// Per-clip results go to the log at info level, with the decoder's
+/// confidence, so the failures can be looked at.
+pub fn window_sweep(
+    config: &BenchConfig,
+    clips: &[BenchClip],
+    floors: &[u32],
+) -> Result<Vec<WindowRow>, SttError> {
+    let mut rows = Vec::new();
+    for model in &config.models {
+        let whisper_config = WhisperConfig {
+            threads: config.threads,
+            budget: Budget {
+                base_deadline_ms: 600_000,
+                ..Budget::default()
+            },
+            ..WhisperConfig::default()
+        };
+        let mut t = WhisperTranscriber::load(model, whisper_config)?;
+        let name = model
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let usable: Vec<&BenchClip> = clips
+            .iter()
+            .filter(|c| c.lang == Lang::En || t.is_multilingual())
+            .collect();
+        if let Some(first) = usable.first() {
+            t.transcribe(&first.audio_16k, &TranscribeOptions::default())?;
+        }
+        for &floor in floors {
+            let (mut words, mut errors, mut bad) = (0usize, 0f32, 0usize);
+            let mut times = Vec::with_capacity(usable.len());
+            for clip in &usable {
+                let audio_ms = (clip.audio_16k.len() as u64 * 1000 / 16_000) as u32;
+                let opts = TranscribeOptions {
+                    language: match clip.lang {
+                        Lang::En => Language::En,
+                        Lang::Ru => Language::Ru,
+                    },
+                    audio_ctx: Some(crate::window::audio_ctx_for(audio_ms, floor.max(1))),
+                    ..TranscribeOptions::default()
+                };
+                let start = Instant::now();
+                let out = t.transcribe(&clip.audio_16k, &opts)?;
+                let ms = start.elapsed().as_secs_f64() * 1000.0;
+                times.push(ms);
+                let reference = clip.reference.as_deref().unwrap_or_default();
+                let n = reference.split_whitespace().count();
+                let wer = word_error_rate(reference, &out.text);
+                words += n;
+                errors += wer * n as f32;
+                if wer > BAD_CLIP_WER {
+                    bad += 1;
+                }
+                let seg = out.segments.first();
+                tracing::info!(
+                    model = %name, floor, clip = %clip.name, audio_ms, audio_ctx = out.audio_ctx,
+                    ms = ms as u64, wer, tokens = seg.map(|s| s.tokens),
+                    mean_logprob = seg.map(|s| s.mean_logprob), text = %out.raw_text,
+                    "window sweep clip"
+                );
+            }
+            let total_ms = times.iter().sum();
+            rows.push(WindowRow {
+                model: name.clone(),
+                floor,
+                clips: usable.len(),
+                wer: if words > 0 {
+                    errors / words as f32
+                } else {
+                    0.0
+                },
+                bad,
+                median_ms: median(&mut times),
+                total_ms,
+            });
+        }
+    }
+    Ok(rows)
+}
+
 /// Median of a non-empty sample (the mean of the middle two for even counts).
 fn median(xs: &mut [f64]) -> f64 {
     if xs.is_empty() {

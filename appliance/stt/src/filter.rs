@@ -3,7 +3,8 @@
 //! function decides what of a raw transcript the dialog may see.
 //!
 //! Order matters: markup is stripped first (so "\[Music\] you" still reads as
-//! "you"), loops are collapsed before the phrase check (so five "Продолжение
+//! "you"), a whole phrase echoed two or more times is cut to one, loops are
+//! collapsed before the phrase check (so five "Продолжение
 //! следует..." in a row are caught as one), and the no-speech rule runs last.
 
 /// Why a transcript was changed or dropped.
@@ -141,7 +142,11 @@ pub fn filter_transcript(
         return dropped(FilterReason::Markup);
     }
 
-    let (text, removed_words) = collapse_repeats(&stripped, cfg);
+    // The whole-phrase echo first: the word and phrase rules would leave a
+    // loop's cut-off tail ("... correct. Yes,") that hides the echo.
+    let (text, echoed) = collapse_echo(&stripped);
+    let (text, looped) = collapse_repeats(&text, cfg);
+    let removed_words = looped + echoed;
 
     let norm = normalise(&text);
     if let Some(phrase) = WHOLE_PHRASES.iter().find(|p| is_repeats_of(&norm, p)) {
@@ -193,6 +198,74 @@ fn is_repeats_of(text: &str, phrase: &str) -> bool {
     !words.is_empty()
         && words.len() % unit.len() == 0
         && words.chunks(unit.len()).all(|c| c == unit)
+}
+
+/// Number words a caller dictates; a transcript made only of these is never
+/// collapsed ("five five, five five" is a number, not a loop).
+const NUMBER_WORDS: &[&str] = &[
+    "zero",
+    "oh",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "double",
+    "triple",
+    "hundred",
+    "thousand",
+    "ноль",
+    "один",
+    "одна",
+    "два",
+    "две",
+    "три",
+    "четыре",
+    "пять",
+    "шесть",
+    "семь",
+    "восемь",
+    "девять",
+    "десять",
+    "сто",
+    "тысяча",
+];
+
+/// Whether a normalised word is a digit string or a number word (the tens
+/// and teens by their stems: "twenty", "сорок", "двадцать", "пятнадцать").
+fn is_number_word(word: &str) -> bool {
+    word.chars().all(|c| c.is_ascii_digit())
+        || NUMBER_WORDS.contains(&word)
+        || ["teen", "ty", "дцать", "сорок", "десят", "сот", "ста"]
+            .iter()
+            .any(|end| word.ends_with(end))
+}
+
+/// Collapses a transcript that is one phrase of two or more words said two
+/// or more times over, optionally cut short in a further repeat ("Please
+/// call me back tomorrow. Please call me back tomorrow. Please call"), to
+/// its first occurrence. The phrase needs two different words. This is whisper's loop on a short clip followed by
+/// silence; a caller does not say a whole sentence twice in one breath.
+/// Phrases made only of numbers are left alone (dictated digits repeat).
+fn collapse_echo(text: &str) -> (String, usize) {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let keys: Vec<String> = words.iter().map(|w| normalise(w)).collect();
+    for n in 2..=keys.len() / 2 {
+        let unit = &keys[..n];
+        // One word over and over ("да да да да") is the word rule's business.
+        if unit.iter().all(|k| is_number_word(k)) || unit.iter().all(|k| *k == unit[0]) {
+            continue;
+        }
+        if keys.iter().enumerate().all(|(i, k)| *k == keys[i % n]) {
+            return (words[..n].join(" "), words.len() - n);
+        }
+    }
+    (text.to_string(), 0)
 }
 
 /// Removes `[...]`, `(...)`, `*...*` spans and music notes, then tidies spaces.
@@ -287,6 +360,56 @@ mod tests {
                 "{raw:?}: {:?}",
                 f.reason
             );
+        }
+    }
+
+    #[test]
+    fn a_whole_phrase_said_twice_is_one_phrase() {
+        let table = [
+            (
+                "Please call me back tomorrow. Please call me back tomorrow.",
+                "Please call me back tomorrow.",
+            ),
+            ("No, thank you. No, thank you.", "No, thank you."),
+            (
+                "Yes, that's correct. Yes, that's correct. Yes, that's",
+                "Yes, that's correct.",
+            ),
+            (
+                "Yes, that's correct. Yes, that's correct. Yes, that's correct. Yes, that's correct. Yes,",
+                "Yes, that's correct.",
+            ),
+            (
+                "Перезвоните завтра. Перезвоните завтра.",
+                "Перезвоните завтра.",
+            ),
+        ];
+        for (raw, want) in table {
+            let f = run(raw);
+            assert_eq!(f.text, want, "{raw:?}");
+            assert!(
+                matches!(f.reason, Some(FilterReason::RepetitionTrimmed { .. })),
+                "{raw:?}: {:?}",
+                f.reason
+            );
+        }
+    }
+
+    #[test]
+    fn dictated_numbers_and_real_sentences_are_not_echoes() {
+        for raw in [
+            "five five, five five",
+            "пять пять, пять пять",
+            "twenty one, twenty one",
+            "сорок два сорок два",
+            "Yes. Yes.",
+            "I want, I want to book a table.",
+            "My name is John, John Smith.",
+            "Please call me back tomorrow. Please call me later.",
+        ] {
+            let f = run(raw);
+            assert_eq!(f.text, raw, "{raw:?} must stay as said");
+            assert_eq!(f.reason, None, "{raw:?}");
         }
     }
 

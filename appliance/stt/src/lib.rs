@@ -46,7 +46,7 @@ pub mod window;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-pub use bench::{bench, BenchClip, BenchConfig, BenchReport, BenchRow};
+pub use bench::{bench, window_sweep, BenchClip, BenchConfig, BenchReport, BenchRow, WindowRow};
 pub use error::{SttError, MAX_AUDIO_MS};
 pub use filter::{FilterConfig, FilterReason};
 pub use wer::word_error_rate;
@@ -138,6 +138,11 @@ pub struct Segment {
     pub text: String,
     /// whisper's probability that the segment is not speech.
     pub no_speech_prob: f32,
+    /// Text tokens decoded (special tokens not counted).
+    pub tokens: u32,
+    /// Mean log-probability of the text tokens (0 when there are none):
+    /// how sure the decoder was; whisper's own fallback threshold is -1.
+    pub mean_logprob: f32,
 }
 
 /// The outcome of one transcription.

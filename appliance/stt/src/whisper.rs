@@ -299,11 +299,26 @@ impl WhisperTranscriber {
     }
 
     fn segments(&self) -> Vec<Segment> {
+        // Token ids from end-of-text up are special (timestamps, language, task).
+        let eot = self.model.ctx.token_eot();
         self.state
             .as_iter()
-            .map(|seg| Segment {
-                text: seg.to_str_lossy().map(Cow::into_owned).unwrap_or_default(),
-                no_speech_prob: seg.no_speech_probability(),
+            .map(|seg| {
+                let (tokens, logprob_sum) = (0..seg.n_tokens())
+                    .filter_map(|i| seg.get_token(i))
+                    .map(|t| t.token_data())
+                    .filter(|d| d.id < eot)
+                    .fold((0u32, 0f32), |(n, sum), d| (n + 1, sum + d.plog));
+                Segment {
+                    text: seg.to_str_lossy().map(Cow::into_owned).unwrap_or_default(),
+                    no_speech_prob: seg.no_speech_probability(),
+                    tokens,
+                    mean_logprob: if tokens > 0 {
+                        logprob_sum / tokens as f32
+                    } else {
+                        0.0
+                    },
+                }
             })
             .collect()
     }

@@ -1,8 +1,8 @@
 //! Per-clip decoding budget: the encoder window (`audio_ctx`), the token cap and
 //! the deadline. The numbers live here, with their evidence, so they have one home.
 //!
-//! Evidence (shared/docs/models-and-crates.md, "what a smaller encoder window
-//! buys", whisper.cpp 1.8.3, 2 threads, medians of 5 runs on read speech):
+//! First evidence (shared/docs/models-and-crates.md, "what a smaller encoder
+//! window buys", whisper.cpp 1.8.3, 2 threads, medians of 5 runs on read speech):
 //!
 //! | model, language | full window 1500 | smaller window           | WER change |
 //! |-----------------|------------------|--------------------------|------------|
@@ -10,11 +10,28 @@
 //! | base, Russian   | 1338 ms          | floor 1024: 808 ms       | +1.0       |
 //! | tiny.en         | 545 ms           | fixed 1024: 310 ms       | +2.1       |
 //!
-//! Windows sized tightly to the clip were faster still but made the models loop
-//! and stall in temperature-fallback retries, so the rule is: a per-model,
-//! per-language floor, grown with the clip (50 encoder frames per second plus a
-//! margin of trailing padding) and capped at the model's 1500. The fallback
-//! stays on; the token cap and the deadline bound what a loop can cost.
+//! Windows sized tightly to the clip were faster still but made the models
+//! loop: a short answer followed by silence comes back said twice or five
+//! times over. The English floors were then swept on 20 caller lines sent
+//! through the phone path (`voiceblock bench stt-window`, docs/benchmarks.md,
+//! 2026-11-30), with the filter's echo rule cutting whole-phrase loops:
+//!
+//! | model   | floor 256            | floor 320         | floor 768         |
+//! |---------|----------------------|-------------------|-------------------|
+//! | base    | WER 0.069, 349 ms    | WER 0.019, 385 ms | WER 0.019, 1147 ms|
+//! | tiny.en | WER 0.299, 232 ms    | WER 0.044, 189 ms | WER 0.027, 397 ms |
+//!
+//! (WER over all 20 lines, median time per line.) 320 is the lowest floor
+//! with no loss against 768 for base, and tiny.en's one extra error there
+//! is a loop the filter trims; at 256 both mis-hear and loop. Russian
+//! stays at 1024: the sweep's Russian lines (espeak through the phone path)
+//! were unintelligible to base at every window, so there is no evidence to
+//! go lower.
+//!
+//! So the rule is: a per-model, per-language floor, grown with the clip (50
+//! encoder frames per second plus a margin of trailing padding) and capped
+//! at the model's 1500. The fallback stays on; the token cap and the
+//! deadline bound what a loop can cost.
 
 use crate::Lang;
 
@@ -43,10 +60,11 @@ pub struct WindowFloors {
 }
 
 impl WindowFloors {
-    /// whisper base: 768 costs English nothing; Russian needs 1024.
-    pub const BASE: Self = Self { en: 768, ru: 1024 };
-    /// whisper tiny / tiny.en: 1024 was the smallest window without runaway loops.
-    pub const TINY: Self = Self { en: 1024, ru: 1024 };
+    /// whisper base: 320 costs English nothing; Russian needs 1024.
+    pub const BASE: Self = Self { en: 320, ru: 1024 };
+    /// whisper tiny / tiny.en: 320 for English (loops there are trimmed by
+    /// the filter); multilingual tiny's Russian is unmeasured, so 1024.
+    pub const TINY: Self = Self { en: 320, ru: 1024 };
     /// Models not measured yet (small, medium, ...): a conservative 1024.
     pub const UNMEASURED: Self = Self { en: 1024, ru: 1024 };
 
@@ -138,9 +156,12 @@ mod tests {
 
     #[test]
     fn short_clips_get_the_language_floor() {
-        assert_eq!(audio_ctx_for(2000, WindowFloors::BASE.en), 768);
+        assert_eq!(audio_ctx_for(2000, WindowFloors::BASE.en), 320);
         assert_eq!(audio_ctx_for(2000, WindowFloors::BASE.ru), 1024);
-        assert_eq!(audio_ctx_for(10_000, WindowFloors::BASE.en), 768);
+        // 5 s = 250 frames + 64 margin = 314 -> still the floor.
+        assert_eq!(audio_ctx_for(5000, WindowFloors::BASE.en), 320);
+        // 10 s = 500 + 64 = 564 -> 576, past the floor.
+        assert_eq!(audio_ctx_for(10_000, WindowFloors::BASE.en), 576);
     }
 
     #[test]

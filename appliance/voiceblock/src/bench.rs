@@ -50,29 +50,120 @@ pub fn stt(models: &Models, runs: usize, which: &[String]) -> Result<()> {
         });
     }
     let config = BenchConfig {
-        models: if which.is_empty() {
-            vec![
-                models.path("whisper-tiny.en")?,
-                models.path("whisper-base")?,
-            ]
-        } else {
-            which
-                .iter()
-                .map(|m| {
-                    if m.contains('/') {
-                        Ok(std::path::PathBuf::from(m))
-                    } else {
-                        Ok(models.path(m)?)
-                    }
-                })
-                .collect::<Result<_>>()?
-        },
+        models: stt_models(models, which)?,
         threads: 2,
         runs,
     };
     let report = vb_stt::bench(&config, &clips).context("running the STT benchmark")?;
     println!("{report}");
     Ok(())
+}
+
+/// What callers say to the reception robots, for the window sweep: short
+/// answers, names, numbers and requests, as on a real call.
+const WINDOW_CLIPS_EN: [&str; 20] = [
+    "Yes.",
+    "No, thank you.",
+    "Hello?",
+    "Who is this?",
+    "My name is Anna Petrova.",
+    "It's John Smith.",
+    "Please call me back tomorrow.",
+    "I'm not interested.",
+    "Yes, that's correct.",
+    "Can you call me later, I'm driving.",
+    "My number is five five five, one two three, four five six seven.",
+    "Plus one, two zero two, five five five, zero one four two.",
+    "I would like to book a table for four people on Friday evening.",
+    "I'm calling about the apartment on Baker Street.",
+    "Next Tuesday at three in the afternoon would be fine.",
+    "I need a plumber, the kitchen sink is leaking.",
+    "We are in Boston, near the city center.",
+    "How much does a consultation cost?",
+    "Hello, I saw your advertisement and I would like to know more about the prices for a family of three.",
+    "Sorry, could you repeat that?",
+];
+
+/// Russian lines for the multilingual models (spoken by the espeak voice).
+const WINDOW_CLIPS_RU: [&str; 8] = [
+    "Да.",
+    "Нет, спасибо.",
+    "Меня зовут Анна Петрова.",
+    "Перезвоните мне завтра.",
+    "Мой номер восемь девятьсот шестнадцать, сто двадцать три, сорок пять, шестьдесят семь.",
+    "Я хочу записаться на консультацию в пятницу.",
+    "Нам нужен сантехник, течёт кран на кухне.",
+    "Сколько стоит доставка в Москву?",
+];
+
+/// STT window floors: each clip spoken by the box's voices, sent through
+/// the phone path (8 kHz, mu-law, back to 16 kHz), transcribed once per
+/// model and floor.
+pub fn stt_window(models: &Models, floors: &[u32], which: &[String]) -> Result<()> {
+    let mut tts = models.tts()?;
+    let mut clips = Vec::new();
+    let lines = WINDOW_CLIPS_EN
+        .iter()
+        .map(|t| (Lang::En, "en", *t))
+        .chain(WINDOW_CLIPS_RU.iter().map(|t| (Lang::Ru, "ru", *t)));
+    for (i, (lang, code, text)) in lines.enumerate() {
+        let mut audio = Vec::new();
+        for s in tts.stream(code, text, 8_000, CancelToken::new())? {
+            audio.extend_from_slice(&s?.pcm.samples);
+        }
+        let law = vb_audio::g711::Law::Mu;
+        let phone: Vec<f32> = vb_audio::Pcm::new(8_000, audio)
+            .to_i16()
+            .into_iter()
+            .map(|x| f32::from(law.decode(law.encode(x))) / 32768.0)
+            .collect();
+        let audio_16k = vb_stt::to_16k(&vb_audio::Pcm::new(8_000, phone))?.samples;
+        clips.push(BenchClip {
+            name: format!("{code}{i:02}"),
+            audio_16k,
+            lang,
+            reference: Some(text.to_string()),
+        });
+    }
+    let config = BenchConfig {
+        models: stt_models(models, which)?,
+        threads: 2,
+        runs: 1,
+    };
+    let rows = vb_stt::window_sweep(&config, &clips, floors).context("running the window sweep")?;
+    println!(
+        "| model | floor | clips | WER | clips with WER > {} | median, ms | total, ms |",
+        vb_stt::bench::BAD_CLIP_WER
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {:.3} | {} | {:.0} | {:.0} |",
+            r.model, r.floor, r.clips, r.wer, r.bad, r.median_ms, r.total_ms
+        );
+    }
+    Ok(())
+}
+
+/// Model files for the STT benches: manifest names or paths (default:
+/// whisper-tiny.en and whisper-base).
+fn stt_models(models: &Models, which: &[String]) -> Result<Vec<std::path::PathBuf>> {
+    if which.is_empty() {
+        return Ok(vec![
+            models.path("whisper-tiny.en")?,
+            models.path("whisper-base")?,
+        ]);
+    }
+    which
+        .iter()
+        .map(|m| {
+            if m.contains('/') {
+                Ok(std::path::PathBuf::from(m))
+            } else {
+                Ok(models.path(m)?)
+            }
+        })
+        .collect()
 }
 
 /// TTS: load time, time to first audio and real-time factor.

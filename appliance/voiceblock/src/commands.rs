@@ -68,6 +68,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fleet(args) => crate::fleet::fleet(args),
         Command::Bench { what } => match what {
             BenchWhat::Stt { runs, models: stt } => bench::stt(&models, runs, &stt),
+            BenchWhat::SttWindow {
+                floors,
+                models: stt,
+            } => bench::stt_window(&models, &floors, &stt),
             BenchWhat::Tts { runs } => bench::tts(&models, runs),
             BenchWhat::Turn { calls } => bench::turn(&models, calls, cli.threads),
             BenchWhat::Rtp { seconds } => bench::rtp(seconds),

@@ -232,6 +232,17 @@ pub enum BenchWhat {
         #[arg(long = "model")]
         models: Vec<String>,
     },
+    /// STT accuracy and time per encoder-window floor, over caller lines
+    /// sent through the phone path (English; Russian for multilingual models).
+    SttWindow {
+        /// Floors to compare, comma-separated (0: the clip's own length plus margin).
+        #[arg(long, value_delimiter = ',', default_value = "0,256,384,512,768,1024")]
+        floors: Vec<u32>,
+        /// A whisper model, by manifest name or as a ggml file path; repeat
+        /// for several (default: whisper-tiny.en and whisper-base).
+        #[arg(long = "model")]
+        models: Vec<String>,
+    },
     /// TTS time to first audio and real-time factor.
     Tts {
         /// Runs per measurement (median reported).
