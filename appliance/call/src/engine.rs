@@ -124,6 +124,30 @@ struct Part<'r> {
     cacheable: bool,
 }
 
+/// The phrases of `reply` in the order they are said (the reply itself when
+/// it has no parts).
+fn parts_of(reply: &Reply) -> Vec<Part<'_>> {
+    if reply.parts.is_empty() {
+        vec![Part {
+            phrase: &reply.phrase_id,
+            text: &reply.text,
+            audio: reply.audio.as_ref(),
+            cacheable: reply.cacheable,
+        }]
+    } else {
+        reply
+            .parts
+            .iter()
+            .map(|p: &ReplyPart| Part {
+                phrase: p.phrase.as_str(),
+                text: &p.text,
+                audio: p.audio.as_ref(),
+                cacheable: p.cacheable,
+            })
+            .collect()
+    }
+}
+
 /// Runs turns for one call. Owns the engines it needs; the dialog is owned by
 /// the caller of the engine so a transport can inspect the lead at any time.
 pub struct CallEngine<'a> {
@@ -287,6 +311,33 @@ impl<'a> CallEngine<'a> {
         Ok(true)
     }
 
+    /// Gets the first audio of `reply` ready before it is said: the first
+    /// sentence of a synthesized part goes through the TTS now (kept for the
+    /// next stream that starts with it, see [`Tts::prepare`]), a fixed
+    /// phrase into the phrase cache; recorded audio needs nothing. A live
+    /// call does this with the transcript made at the caller's pause while
+    /// the endpoint is still being confirmed, so the turn starts speaking
+    /// at once when that transcript stands. Nothing is made once `cancel`
+    /// is set. Returns whether audio was made.
+    pub fn prepare(&mut self, reply: &Reply, cancel: &CancelToken) -> Result<bool, CallError> {
+        let parts = parts_of(reply);
+        let Some(first) = parts.first() else {
+            return Ok(false);
+        };
+        if first.audio.is_some() || first.text.trim().is_empty() || cancel.is_cancelled() {
+            return Ok(false);
+        }
+        let language = self.robot.language.code();
+        let rate = self.config.out_rate;
+        if first.cacheable {
+            self.tts.synthesize_cached(language, first.text, rate)?;
+            return Ok(true);
+        }
+        Ok(self
+            .tts
+            .prepare(language, first.text, rate, cancel.clone())?)
+    }
+
     /// Renders a dialog reply to audio, part by part: a part's recorded WAV
     /// when the robot has one, the TTS cache for fixed phrases,
     /// sentence-streamed TTS otherwise. First audio is timed at the first
@@ -321,25 +372,7 @@ impl<'a> CallEngine<'a> {
         sink: &mut dyn FnMut(&Pcm),
     ) -> Result<(u64, &'static str), CallError> {
         let t0 = Instant::now();
-        let parts: Vec<Part<'_>> = if reply.parts.is_empty() {
-            vec![Part {
-                phrase: &reply.phrase_id,
-                text: &reply.text,
-                audio: reply.audio.as_ref(),
-                cacheable: reply.cacheable,
-            }]
-        } else {
-            reply
-                .parts
-                .iter()
-                .map(|p: &ReplyPart| Part {
-                    phrase: p.phrase.as_str(),
-                    text: &p.text,
-                    audio: p.audio.as_ref(),
-                    cacheable: p.cacheable,
-                })
-                .collect()
-        };
+        let parts = parts_of(reply);
         let mut first_audio_ms = None;
         let mut sources = Vec::new();
         for part in &parts {

@@ -781,6 +781,16 @@ pub fn run_call(
                 let t0 = Instant::now();
                 let heard = recognise(speaker.engine, &audio, Some(&cancel))?;
                 if let Some(heard) = heard.filter(|_| !cancel.is_cancelled()) {
+                    // The script's reply to it is known already: its first
+                    // sentence is synthesized while the endpoint is confirmed.
+                    if let Some(reply) = responder
+                        .preview(&heard.text)
+                        .filter(|_| !heard.text.is_empty() && !cancel.is_cancelled())
+                    {
+                        if let Err(e) = speaker.engine.prepare(&reply, &CancelToken::new()) {
+                            tracing::debug!(error = %e, "reply not prepared at the pause");
+                        }
+                    }
                     speculated = Some(Speculated {
                         end_ms,
                         samples: audio.len(),

@@ -325,6 +325,18 @@ impl Responder {
         self.stats
     }
 
+    /// What [`Responder::turn`] would say to `caller` now, when the script
+    /// answers this turn, without taking the turn (the dialog is not moved
+    /// on). None when the model would answer, since its reply is not known
+    /// before it is asked. For preparing the reply's audio while the call
+    /// waits to be sure the caller has finished.
+    pub fn preview(&self, caller: &str) -> Option<Reply> {
+        if !self.scripted || self.dialog.is_finished() {
+            return None;
+        }
+        Some(self.dialog.clone().on_caller(caller))
+    }
+
     /// What the script waits for now (digits while it asks for a number).
     pub fn expect(&self) -> Expect {
         self.dialog.expect()
@@ -975,5 +987,33 @@ mod tests {
             panic!()
         };
         assert_eq!(u.text, robot.phrase("ask_name").unwrap().text);
+    }
+
+    #[test]
+    fn preview_is_the_scripted_turn_without_taking_it() {
+        let robot = Robot::builtin("reception-en").unwrap();
+        let mut r = Responder::new(&robot, None);
+        r.greet();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cancel = CancellationToken::new();
+        for caller in [
+            "I need a room",
+            "My name is Anna Petrova",
+            "five five five one two three four five six seven",
+        ] {
+            let preview = r.preview(caller).expect("the script answers");
+            // Previewing twice gives the same: the dialog did not move.
+            assert_eq!(r.preview(caller), Some(preview.clone()));
+            let (tx, mut rx) = mpsc::channel(REPLY_CHANNEL);
+            assert_eq!(rt.block_on(r.turn(caller, &tx, &cancel)), TurnOutcome::Done);
+            let Some(Output::Say(u)) = rx.try_recv().ok() else {
+                panic!("{caller}: nothing said")
+            };
+            assert_eq!(u.text, preview.text, "{caller}");
+        }
+        assert_eq!(r.lead().name.as_deref(), Some("Anna Petrova"));
     }
 }

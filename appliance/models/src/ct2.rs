@@ -748,12 +748,47 @@ fn tensor_rows<'m>(
     })
 }
 
-/// Converts `model` to a whisper.cpp ggml file (f16 weights) written to `out`.
+/// How the converter stores the weight matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GgmlWeights {
+    /// f16, as openai's reference converter writes them (`ftype` 1).
+    F16,
+    /// ggml q8_0 for every 2-D f16 matrix: blocks of 32 values along a row,
+    /// each an f16 scale (the block's largest magnitude / 127) and 32
+    /// signed bytes, as whisper.cpp's `quantize` makes from the f16 file
+    /// (`ftype` 2007: quantization version 2, mostly-q8_0). The values are
+    /// rounded to f16 first, so the result is that of quantizing the f16
+    /// file. Convolutions, biases and positional embeddings stay as in f16.
+    Q8_0,
+}
+
+/// ggml's q8_0 block length.
+const Q8_0_BLOCK: usize = 32;
+
+/// ggml's type id of q8_0 in a tensor header.
+const GGML_TYPE_Q8_0: usize = 8;
+
+/// Appends `row` (a whole number of blocks) to `out` as q8_0 blocks, as
+/// ggml's `quantize_row_q8_0_ref`: d = amax / 127, q = round(x / d).
+fn quantize_q8_0(row: &[f32], out: &mut Vec<u8>) {
+    for block in row.chunks(Q8_0_BLOCK) {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&half::f16::from_f32(d).to_le_bytes());
+        // |x * id| <= 127 by construction, so the cast cannot saturate.
+        out.extend(block.iter().map(|v| (v * id).round() as i8 as u8));
+    }
+}
+
+/// Converts `model` to a whisper.cpp ggml file written to `out`, with f16 or
+/// q8_0 weight matrices.
 ///
 /// `out` should be buffered; data is written in chunks of about 1 Mi elements.
 pub fn convert_to_ggml<W: Write>(
     model: &Ct2Model,
     assets: &WhisperAssets,
+    weights: GgmlWeights,
     mut out: W,
 ) -> Result<ConvertSummary, Ct2Error> {
     if model.spec != "WhisperSpec" {
@@ -984,7 +1019,10 @@ pub fn convert_to_ggml<W: Write>(
         hp.n_text_head,
         hp.n_text_layer,
         hp.n_mels,
-        1, // ftype: f16
+        match weights {
+            GgmlWeights::F16 => 1,
+            GgmlWeights::Q8_0 => 2007,
+        },
         filters.shape[0],
         filters.shape[1],
     ] {
@@ -1006,9 +1044,17 @@ pub fn convert_to_ggml<W: Write>(
         let shape = t.out_shape();
         let n_dims = shape.len();
         let f16 = t.is_f16(n_dims);
+        let q8 = weights == GgmlWeights::Q8_0 && f16 && n_dims == 2;
+        if q8 && shape.last().is_none_or(|d| d % Q8_0_BLOCK != 0) {
+            return Err(Ct2Error::Shape {
+                variable: t.name.clone(),
+                expected: "rows a whole number of 32-value q8_0 blocks",
+                actual: shape.clone(),
+            });
+        }
         w32(&mut out, n_dims)?;
         w32(&mut out, t.name.len())?;
-        w32(&mut out, usize::from(f16))?;
+        w32(&mut out, if q8 { GGML_TYPE_Q8_0 } else { usize::from(f16) })?;
         for d in shape.iter().rev() {
             w32(&mut out, *d)?;
         }
@@ -1024,7 +1070,13 @@ pub fn convert_to_ggml<W: Write>(
             let end = (r + step).min(t.row_end);
             reader.rows(t.var, scale.as_deref(), r..end, &mut vals)?;
             buf.clear();
-            if f16 {
+            if q8 {
+                let rounded: Vec<f32> = vals
+                    .iter()
+                    .map(|v| half::f16::from_f32(*v).to_f32())
+                    .collect();
+                quantize_q8_0(&rounded, &mut buf);
+            } else if f16 {
                 for v in &vals {
                     buf.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes());
                 }
@@ -1264,6 +1316,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn q8_0_blocks_match_ggml_reference_quantization() {
+        let mut row: Vec<f32> = (0..32).map(|i| i as f32 - 16.0).collect();
+        row.extend([0.0; 32]);
+        let mut out = Vec::new();
+        quantize_q8_0(&row, &mut out);
+        assert_eq!(out.len(), 2 * 34);
+        // Block 1: amax 16, d = 16/127, q = round(x * 127/16).
+        let d = half::f16::from_le_bytes([out[0], out[1]]).to_f32();
+        assert!((d - 16.0 / 127.0).abs() < 1e-4, "{d}");
+        assert_eq!(out[2] as i8, -127);
+        assert_eq!(out[2 + 16] as i8, 0);
+        assert_eq!(out[2 + 17] as i8, 8); // 1 * 7.9375 = 7.94 -> 8
+        assert_eq!(out[2 + 31] as i8, 119); // 15 * 7.9375 = 119.06
+                                            // Block 2: all zero, scale 0, no division by zero.
+        assert_eq!(&out[34..], &[0u8; 34][..]);
+        // Dequantized values are within half a step of the input.
+        for (i, x) in row[..32].iter().enumerate() {
+            let q = f32::from(out[2 + i] as i8) * d;
+            assert!((q - x).abs() <= d / 2.0 + 1e-3, "{i}: {q} vs {x}");
+        }
+    }
+
+    #[test]
+    fn q8_0_refuses_rows_that_are_not_whole_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_model(dir.path(), &ct2_bytes(6, "WhisperSpec", &tiny_whisper()));
+        let m = Ct2Model::open(&p).unwrap();
+        let err = convert_to_ggml(&m, &tiny_assets(), GgmlWeights::Q8_0, Vec::new())
+            .expect_err("rows of 4 values cannot be q8_0");
+        let text = err.to_string();
+        assert!(matches!(err, Ct2Error::Shape { .. }), "{text}");
+        assert!(text.contains("q8_0"), "{text}");
+    }
+
+    #[test]
     fn parses_the_variable_index_and_aliases() {
         let dir = tempfile::tempdir().unwrap();
         let p = write_model(dir.path(), &ct2_bytes(6, "WhisperSpec", &tiny_whisper()));
@@ -1287,7 +1374,7 @@ pub(crate) mod tests {
         let p = write_model(dir.path(), &ct2_bytes(6, "WhisperSpec", &tiny_whisper()));
         let m = Ct2Model::open(&p).unwrap();
         let mut out = Vec::new();
-        let s = convert_to_ggml(&m, &tiny_assets(), &mut out).unwrap();
+        let s = convert_to_ggml(&m, &tiny_assets(), GgmlWeights::F16, &mut out).unwrap();
         assert_eq!(s.bytes, out.len() as u64);
         assert_eq!(s.tensors, 50);
         let g = read_ggml(&out);
@@ -1329,7 +1416,12 @@ pub(crate) mod tests {
         b.3[4 * 4..4 * 4 + 4].copy_from_slice(&1.0f32.to_le_bytes());
         let dir = tempfile::tempdir().unwrap();
         let p = write_model(dir.path(), &ct2_bytes(6, "WhisperSpec", &vars));
-        let err = convert_to_ggml(&Ct2Model::open(&p).unwrap(), &tiny_assets(), Vec::new());
+        let err = convert_to_ggml(
+            &Ct2Model::open(&p).unwrap(),
+            &tiny_assets(),
+            GgmlWeights::F16,
+            Vec::new(),
+        );
         assert!(
             matches!(err, Err(Ct2Error::NonZeroKeyBias { .. })),
             "{err:?}"
@@ -1370,7 +1462,7 @@ pub(crate) mod tests {
         );
         let m = Ct2Model::open(&p).unwrap();
         assert!(matches!(
-            convert_to_ggml(&m, &tiny_assets(), Vec::new()),
+            convert_to_ggml(&m, &tiny_assets(), GgmlWeights::F16, Vec::new()),
             Err(Ct2Error::Spec { .. })
         ));
         let mut missing = tiny_whisper();
@@ -1378,7 +1470,7 @@ pub(crate) mod tests {
         let p = write_model(dir.path(), &ct2_bytes(6, "WhisperSpec", &missing));
         let m = Ct2Model::open(&p).unwrap();
         assert!(matches!(
-            convert_to_ggml(&m, &tiny_assets(), Vec::new()),
+            convert_to_ggml(&m, &tiny_assets(), GgmlWeights::F16, Vec::new()),
             Err(Ct2Error::MissingVariable { variable }) if variable == "decoder/embeddings/weight_scale"
         ));
     }

