@@ -63,6 +63,7 @@ fn airgapped_fetch_produces_the_documented_files() {
     for want in [
         "whisper-base",
         "whisper-tiny.en",
+        "whisper-base-q8_0",
         "piper-en_US-joe-medium",
         "piper-en_US-joe-medium.onnx.json",
         "onnxruntime-aarch64",

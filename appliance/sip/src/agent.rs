@@ -74,7 +74,15 @@ pub struct SipConfig {
     pub prefer: Codec,
     /// User-Agent header.
     pub user_agent: String,
+    /// How long an inbound call rings (180) before the box answers: staff
+    /// at the desk can pick up first, and a caller who hangs up meanwhile
+    /// (CANCEL) is never answered. Zero answers at once. At most
+    /// [`MAX_RING`].
+    pub ring: Duration,
 }
+
+/// The longest ring [`SipConfig::ring`] may ask for.
+pub const MAX_RING: Duration = Duration::from_secs(30);
 
 impl Default for SipConfig {
     fn default() -> Self {
@@ -91,6 +99,7 @@ impl Default for SipConfig {
             rtp_timeout: Duration::from_secs(15),
             prefer: Codec::Pcmu,
             user_agent: concat!("VoiceBlock/", env!("CARGO_PKG_VERSION")).into(),
+            ring: Duration::ZERO,
         }
     }
 }
@@ -666,6 +675,25 @@ impl SipAgent {
         );
         let content_type = || vec![Header::ContentType("application/sdp".into())];
         let _ = dialog.ringing(None, None);
+        let ring = self.inner.config.ring.min(MAX_RING);
+        if !ring.is_zero() {
+            // Rings until answered; a CANCEL (or anything ending the dialog)
+            // meanwhile ends the call unanswered.
+            let ended = tokio::time::timeout(ring, async {
+                while let Some(state) = leg_rx.recv().await {
+                    if let DialogState::Terminated(_, r) = state {
+                        return terminated_reason(&r);
+                    }
+                }
+                "dialog gone".to_string()
+            })
+            .await;
+            if let Ok(reason) = ended {
+                tracing::info!(%call_id, %from, %reason, "call ended while ringing, not answered");
+                self.lock_routes().remove(&call_id);
+                return;
+            }
+        }
         if let Err(e) = dialog.accept(Some(content_type()), Some(answer.into_bytes())) {
             tracing::info!(%call_id, error = %e, "call gone before answer");
             self.lock_routes().remove(&call_id);

@@ -29,7 +29,7 @@ pub mod media;
 
 pub use agent::{
     Call, CallControl, CallDirection, CallInfo, CallSlot, RegState, SipAgent, SipConfig,
-    SlotRefused,
+    SlotRefused, MAX_RING,
 };
 pub use error::SipError;
 pub use media::{MediaParams, MediaSession, MediaStats, RtpSocket};

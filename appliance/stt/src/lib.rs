@@ -18,7 +18,8 @@
 //!        ▼
 //!  WhisperTranscriber      Auto: en-vs-ru detection on the same window, then
 //!   (one context,          greedy decode, temperature fallback on, token cap,
-//!    one reused state)     abort callback = CancelFlag || deadline
+//!    one reused state)     abort callback = CancelFlag || deadline,
+//!                          logits callback = echo::ends_in_echo -> end of text
 //!        │
 //!        ▼
 //!  filter::filter_transcript   markup, loops, silence phrases, no-speech
@@ -30,12 +31,14 @@
 //! - [`Transcriber`]: the seam the call loop uses; [`WhisperTranscriber`] the engine.
 //! - [`window`]: encoder window, token cap and deadline per clip.
 //! - [`ggml`]: structural check of a model file before whisper.cpp loads it.
+//! - [`echo`]: ends a decode that starts saying its phrase again.
 //! - [`filter`]: the hallucination filter (pure).
 //! - [`wer`]: word error rate, for tests and benchmarks.
 //! - [`mod@bench`]: this crate's path against plain whisper.cpp, side by side.
 //! - [`SttError`]: the crate's error type.
 
 pub mod bench;
+pub mod echo;
 pub mod error;
 pub mod filter;
 pub mod ggml;

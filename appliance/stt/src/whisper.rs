@@ -13,6 +13,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
+use crate::echo::{echo_stop_trampoline, EchoStop};
 use crate::filter::{filter_transcript, FilterConfig, FilterReason};
 use crate::ggml::check_model_file;
 use crate::window::{audio_ctx_for, Budget, WindowFloors, FULL_WINDOW};
@@ -433,9 +434,14 @@ impl Transcriber for WhisperTranscriber {
         // SAFETY: the callback only reads `guard` through the pointer, and
         // `guard` lives on this stack frame until after `full` returns; `full`
         // consumes `params`, so no copy of the pointer outlives the call.
+        let echo = EchoStop::default();
         unsafe {
             params.set_abort_callback(Some(abort_trampoline));
             params.set_abort_callback_user_data(std::ptr::from_ref(&guard).cast_mut().cast());
+            // SAFETY: as for the guard: `echo` outlives the `full` call.
+            params.set_filter_logits_callback(Some(echo_stop_trampoline));
+            params
+                .set_filter_logits_callback_user_data(std::ptr::from_ref(&echo).cast_mut().cast());
         }
         self.state.full(params, &samples).map_err(|source| {
             aborted(&guard).unwrap_or(SttError::Whisper {
@@ -444,6 +450,15 @@ impl Transcriber for WhisperTranscriber {
             })
         })?;
 
+        let echo_stops = echo.stops.load(Ordering::Relaxed);
+        if echo_stops > 0 {
+            tracing::debug!(
+                echo_stops,
+                audio_ms,
+                audio_ctx,
+                "whisper started repeating itself; decode ended there"
+            );
+        }
         let segments = self.segments();
         let raw_text = segments
             .iter()

@@ -62,9 +62,11 @@ fn test_config() -> WhisperConfig {
 /// two cores, and parallel decodes would make the cancellation timing noise.
 fn shared(name: &'static str) -> MutexGuard<'static, WhisperTranscriber> {
     static BASE: OnceLock<Mutex<WhisperTranscriber>> = OnceLock::new();
+    static BASE_Q8: OnceLock<Mutex<WhisperTranscriber>> = OnceLock::new();
     static TINY: OnceLock<Mutex<WhisperTranscriber>> = OnceLock::new();
     let cell = match name {
         "ggml-base.bin" => &BASE,
+        "ggml-base-q8_0.bin" => &BASE_Q8,
         _ => &TINY,
     };
     cell.get_or_init(|| {
@@ -128,6 +130,25 @@ fn base_transcribes_english() {
     assert_close(&short, EN_2S, 0.15); // measured 0.0
     let long = run(&mut t, "en_5s.wav", Language::En);
     assert_close(&long, EN_5S, 0.15); // measured 0.0
+}
+
+#[test]
+fn base_q8_0_hears_what_base_hears() {
+    // The converter's q8_0 file: same windows, same bounds as f16 base.
+    let mut t = shared("ggml-base-q8_0.bin");
+    assert!(t.is_multilingual());
+    let short = run(&mut t, "en_2s.wav", Language::En);
+    assert_eq!(short.audio_ctx, 320);
+    assert_close(&short, EN_2S, 0.15); // measured 0.0
+    let long = run(&mut t, "en_5s.wav", Language::En);
+    assert_close(&long, EN_5S, 0.15); // measured 0.0
+    let ru = run(&mut t, "ru_5s.wav", Language::Ru);
+    assert!(
+        ru.text.chars().any(|c| ('а'..='я').contains(&c)),
+        "{:?}",
+        ru.text
+    );
+    assert_close(&ru, RU_5S, 0.8);
 }
 
 #[test]

@@ -157,20 +157,33 @@ fn a_prepared_first_sentence_is_used_once_by_the_stream_that_starts_with_it() {
         .map(|s| s.unwrap().pcm)
         .collect();
     assert_eq!(chunks.len(), 2);
-    assert_eq!(chunks[0].samples, ready.samples, "the prepared audio is sent");
+    assert_eq!(
+        chunks[0].samples, ready.samples,
+        "the prepared audio is sent"
+    );
     assert!(tts.prepared().is_none(), "used once");
 
     // Another reply, another rate or a cancelled preparation: nothing used.
     assert!(tts.prepare("en", reply, 8000, CancelToken::new()).unwrap());
     let other = tts
-        .stream("en", "Sorry, I did not catch that.", 8000, CancelToken::new())
+        .stream(
+            "en",
+            "Sorry, I did not catch that.",
+            8000,
+            CancelToken::new(),
+        )
         .unwrap()
         .next()
         .unwrap()
         .unwrap();
     assert_ne!(other.pcm.samples, ready.samples);
-    assert!(tts.prepared().is_none(), "a stream drops what it cannot use");
-    assert!(tts.prepare("en", reply, 16_000, CancelToken::new()).unwrap());
+    assert!(
+        tts.prepared().is_none(),
+        "a stream drops what it cannot use"
+    );
+    assert!(tts
+        .prepare("en", reply, 16_000, CancelToken::new())
+        .unwrap());
     let at_8k = tts
         .stream("en", reply, 8000, CancelToken::new())
         .unwrap()

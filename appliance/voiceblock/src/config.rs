@@ -96,6 +96,9 @@ pub struct SipSection {
     /// Concurrent calls answered; more get 486 Busy Here.
     #[serde(default = "default_max_calls")]
     pub max_calls: u32,
+    /// Ring this long (ms) before answering, so staff can pick up first.
+    #[serde(default)]
+    pub ring_ms: u64,
 }
 
 /// `[mqtt]`
@@ -355,6 +358,8 @@ pub struct Sip {
     pub listen: SocketAddr,
     /// Concurrent call limit.
     pub max_calls: u32,
+    /// Ring before answering, ms.
+    pub ring_ms: u64,
 }
 
 /// Validated `[mqtt]`.
@@ -562,6 +567,16 @@ impl RawConfig {
                 format!("{}: must be 1 to {MAX_CALLS_LIMIT}", self.sip.max_calls),
             );
         }
+        if self.sip.ring_ms > vb_sip::MAX_RING.as_millis() as u64 {
+            v.add(
+                "sip.ring_ms",
+                format!(
+                    "{}: at most {} ms",
+                    self.sip.ring_ms,
+                    vb_sip::MAX_RING.as_millis()
+                ),
+            );
+        }
         if registrar.is_some() && secrets.sip_password.as_deref().is_none_or(str::is_empty) {
             v.add(
                 "secrets.sip_password",
@@ -688,6 +703,7 @@ impl RawConfig {
                 domain: self.sip.domain.clone(),
                 listen,
                 max_calls: self.sip.max_calls,
+                ring_ms: self.sip.ring_ms,
             },
             mqtt,
             api_listen,
@@ -977,6 +993,7 @@ user = "a b"
 domain = ""
 listen = "localhost:5060"
 max_calls = 0
+ring_ms = 60000
 [mqtt]
 broker = "broker"
 tls = false
@@ -1011,6 +1028,7 @@ max_mib = 0
             "sip.domain",
             "sip.listen",
             "sip.max_calls",
+            "sip.ring_ms",
             "mqtt.broker",
             "mqtt.ca_file",
             "secrets.mqtt_password",

@@ -101,6 +101,11 @@ pub struct LineArgs {
     /// A call whose RTP stops this long (s) is ended.
     #[arg(long, default_value_t = 15)]
     pub rtp_timeout: u64,
+    /// Let inbound calls ring this long (ms, at most 30000) before the
+    /// robot answers, so staff can pick up first; a caller who hangs up
+    /// meanwhile is not answered. 0 answers at once.
+    #[arg(long, default_value_t = 0, value_parser = parse_ring_ms)]
+    pub ring_ms: u64,
     /// On SIGTERM: how long calls in progress may go on (s) before BYE.
     #[arg(long, default_value_t = 20)]
     pub drain: u64,
@@ -160,6 +165,7 @@ fn config_view(args: &LineArgs, setup: &BoxSetup) -> Value {
             "max_calls": args.max_calls,
             "rtp_ports": format!("{}-{}", args.rtp_ports.0, args.rtp_ports.1),
             "rtp_timeout_s": args.rtp_timeout,
+            "ring_ms": args.ring_ms,
         },
         "robot": {
             "robot": args.robot,
@@ -251,6 +257,7 @@ pub(crate) fn resolve(mut args: LineArgs) -> Result<(LineArgs, BoxSetup)> {
     args.password_file = None;
     args.sip_password = cfg.secrets.sip_password.clone();
     args.max_calls = cfg.sip.max_calls as usize;
+    args.ring_ms = cfg.sip.ring_ms;
     let recording = cfg.recording.clone().or_else(|| {
         args.recordings
             .clone()
@@ -398,6 +405,19 @@ fn parse_range(s: &str) -> Result<(u16, u16), String> {
     Ok((a, b))
 }
 
+/// `--ring-ms`: 0 to 30000.
+fn parse_ring_ms(s: &str) -> Result<u64, String> {
+    let ms: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: expected milliseconds, 0 to 30000"))?;
+    let max = vb_sip::MAX_RING.as_millis() as u64;
+    if ms > max {
+        return Err(format!("{ms} ms: the ring is at most {max} ms"));
+    }
+    Ok(ms)
+}
+
 /// `--stt-at-pause`: checked against the endpointer's own rules, so a
 /// value it would refuse is refused at start with the range.
 pub(crate) fn parse_stt_at_pause(v: &str) -> Result<u32, String> {
@@ -439,6 +459,7 @@ impl LineArgs {
             max_calls: self.max_calls,
             rtp_ports: self.rtp_ports,
             rtp_timeout: Duration::from_secs(self.rtp_timeout.max(1)),
+            ring: Duration::from_millis(self.ring_ms),
             ..SipConfig::default()
         })
     }
@@ -1801,5 +1822,14 @@ mod tests {
             );
         }
         assert!(parse_stt_at_pause("soon").is_err());
+    }
+
+    #[test]
+    fn ring_is_bounded_and_named_in_the_error() {
+        assert_eq!(parse_ring_ms("0"), Ok(0));
+        assert_eq!(parse_ring_ms("30000"), Ok(30_000));
+        let e = parse_ring_ms("30001").unwrap_err();
+        assert!(e.contains("at most 30000 ms"), "{e}");
+        assert!(parse_ring_ms("-1").unwrap_err().contains("0 to 30000"));
     }
 }

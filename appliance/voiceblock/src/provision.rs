@@ -145,6 +145,7 @@ pub fn provision(args: ProvisionArgs) -> Result<Provisioned> {
                 .clone()
                 .unwrap_or_else(|| "0.0.0.0:5060".into()),
             max_calls: args.max_calls.unwrap_or(2),
+            ring_ms: 0,
         },
         mqtt: args.mqtt_broker.clone().map(|broker| MqttSection {
             broker,

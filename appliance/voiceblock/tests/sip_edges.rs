@@ -231,6 +231,164 @@ fn options_unknown_methods_bad_sdp_call_limit_garbage_and_503_on_shutdown() {
     assert_eq!(code, Some(0));
 }
 
+/// Every response within `limit`, whole, until one starts with `until`.
+fn responses(uac: &Uac, limit: Duration, until: &str) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 8192];
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok((n, _)) = uac.sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let done = text.starts_with(until);
+            seen.push(text);
+            if done {
+                break;
+            }
+        }
+    }
+    seen
+}
+
+/// `invite` turned into another request of its transaction (CANCEL, or
+/// the ACK of a non-2xx answer): same Via branch, Call-ID, From and CSeq
+/// number, no body; `to` replaces the To header when given.
+fn same_transaction(invite: &str, method: &str, to: Option<&str>) -> String {
+    let head = invite.split("\r\n\r\n").next().unwrap();
+    let mut out = String::new();
+    for (i, line) in head.lines().enumerate() {
+        let lower = line.to_ascii_lowercase();
+        if i == 0 {
+            out.push_str(&line.replacen("INVITE", method, 1));
+        } else if lower.starts_with("cseq:") {
+            out.push_str(&line.replace("INVITE", method));
+        } else if lower.starts_with("to:") {
+            out.push_str(to.unwrap_or(line));
+        } else if lower.starts_with("content-type:") || lower.starts_with("content-length:") {
+            continue;
+        } else {
+            out.push_str(line);
+        }
+        out.push_str("\r\n");
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+#[test]
+fn calls_ring_before_the_answer_and_a_cancel_while_ringing_is_never_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = peers::free_port_pair();
+    let mut daemon = peers::daemon(d, "voiceblock-run", port, &["--ring-ms", "3000"]);
+
+    // The caller gives up while the box rings: 180, then CANCEL gets 200
+    // and the INVITE 487 Request Terminated, never a 200 with an answer.
+    let mut uac = Uac::new(port);
+    let caller_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let invite = uac.request(
+        "INVITE",
+        "ringcancel",
+        "",
+        &sdp(caller_rtp.local_addr().unwrap().port(), "0"),
+    );
+    uac.send(&invite);
+    let ringing = responses(&uac, Duration::from_secs(20), "SIP/2.0 180");
+    assert!(
+        ringing.iter().any(|r| r.starts_with("SIP/2.0 180")),
+        "no 180 within 20 s: {ringing:?}\ndaemon log:\n{}",
+        std::fs::read_to_string(&daemon.log).unwrap_or_default()
+    );
+    assert!(
+        !ringing.iter().any(|r| r.starts_with("SIP/2.0 200")),
+        "{ringing:?}"
+    );
+    uac.send(&same_transaction(&invite, "CANCEL", None));
+    let seen = responses(&uac, Duration::from_secs(10), "SIP/2.0 487");
+    let cseq = |r: &str, m: &str| {
+        r.lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("cseq:") && l.ends_with(m))
+    };
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("SIP/2.0 200") && cseq(r, "CANCEL")),
+        "CANCEL not answered 200: {seen:?}"
+    );
+    let terminated = seen
+        .iter()
+        .find(|r| r.starts_with("SIP/2.0 487") && cseq(r, "INVITE"))
+        .unwrap_or_else(|| panic!("INVITE not ended with 487: {seen:?}"));
+    let to = terminated
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+        .unwrap();
+    uac.send(&same_transaction(&invite, "ACK", Some(to)));
+    // Past the ring time: still no answer, and no media.
+    let later = responses(&uac, Duration::from_secs(4), "SIP/2.0 200");
+    assert!(
+        !later
+            .iter()
+            .any(|r| r.starts_with("SIP/2.0 200") && cseq(r, "INVITE")),
+        "a cancelled call was answered: {later:?}"
+    );
+    caller_rtp
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(
+        caller_rtp.recv_from(&mut buf).is_err(),
+        "RTP on a cancelled call"
+    );
+
+    // A caller who waits hears ringing, then the box answers.
+    let mut patient = Uac::new(port);
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let m = patient.request(
+        "INVITE",
+        "ringanswer",
+        "",
+        &sdp(rtp.local_addr().unwrap().port(), "0"),
+    );
+    patient.send(&m);
+    let got = responses(&patient, Duration::from_secs(30), "SIP/2.0 200");
+    let codes: Vec<&str> = got.iter().filter_map(|r| r.get(8..11)).collect();
+    let ring_at = codes.iter().position(|c| *c == "180");
+    let answer_at = codes.iter().position(|c| *c == "200");
+    assert!(
+        ring_at.is_some() && answer_at.is_some() && ring_at < answer_at,
+        "want 180 then 200, got {codes:?}"
+    );
+    // ACK the answer and hang up, so the daemon stops with no call up.
+    let ok = got.last().unwrap();
+    let to = ok
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+        .unwrap()
+        .to_string();
+    let in_dialog = |uac: &mut Uac, method: &str, cseq: u32| {
+        let n = uac.n + 1;
+        uac.request(method, "ringanswer", "", "")
+            .replace(&format!("To: <sip:robot@127.0.0.1:{port}>"), &to)
+            .replace(
+                &format!("CSeq: {n} {method}"),
+                &format!("CSeq: {cseq} {method}"),
+            )
+    };
+    let ack = in_dialog(&mut patient, "ACK", 1);
+    patient.send(&ack);
+    let bye = in_dialog(&mut patient, "BYE", 2);
+    patient.send(&bye);
+    assert!(
+        patient
+            .statuses(Duration::from_secs(10), 200)
+            .contains(&200),
+        "BYE not answered"
+    );
+
+    let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    assert!(log.contains("call ended while ringing"), "{log}");
+    assert_eq!(daemon.stop(Duration::from_secs(30)), Some(0));
+}
+
 #[test]
 fn rfc4475_torture_messages_do_not_take_the_daemon_down() {
     let dir = tempfile::tempdir().unwrap();
