@@ -122,21 +122,7 @@ pub fn bench(config: &BenchConfig, clips: &[BenchClip]) -> Result<BenchReport, S
     let runs = config.runs.max(1);
     let mut rows = Vec::new();
     for model in &config.models {
-        let whisper_config = WhisperConfig {
-            threads: config.threads,
-            // The plain path has no deadline: time both to completion, so a
-            // stall shows up as time rather than as a truncated run.
-            budget: Budget {
-                base_deadline_ms: 600_000,
-                ..Budget::default()
-            },
-            ..WhisperConfig::default()
-        };
-        let mut t = WhisperTranscriber::load(model, whisper_config)?;
-        let name = model
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (mut t, name) = load_untimed(model, config.threads)?;
         for clip in clips {
             if clip.lang == Lang::Ru && !t.is_multilingual() {
                 continue;
@@ -228,19 +214,7 @@ pub fn window_sweep(
 ) -> Result<Vec<WindowRow>, SttError> {
     let mut rows = Vec::new();
     for model in &config.models {
-        let whisper_config = WhisperConfig {
-            threads: config.threads,
-            budget: Budget {
-                base_deadline_ms: 600_000,
-                ..Budget::default()
-            },
-            ..WhisperConfig::default()
-        };
-        let mut t = WhisperTranscriber::load(model, whisper_config)?;
-        let name = model
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (mut t, name) = load_untimed(model, config.threads)?;
         let usable: Vec<&BenchClip> = clips
             .iter()
             .filter(|c| c.lang == Lang::En || t.is_multilingual())
@@ -298,6 +272,29 @@ pub fn window_sweep(
         }
     }
     Ok(rows)
+}
+
+/// Loads `model` with the deadline lifted, so every path is timed to
+/// completion and a stall shows up as time rather than as a truncated run;
+/// returns it with the file's name.
+fn load_untimed(
+    model: &std::path::Path,
+    threads: usize,
+) -> Result<(WhisperTranscriber, String), SttError> {
+    let whisper_config = WhisperConfig {
+        threads,
+        budget: Budget {
+            base_deadline_ms: 600_000,
+            ..Budget::default()
+        },
+        ..WhisperConfig::default()
+    };
+    let t = WhisperTranscriber::load(model, whisper_config)?;
+    let name = model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((t, name))
 }
 
 /// Median of a non-empty sample (the mean of the middle two for even counts).

@@ -200,50 +200,36 @@ fn is_repeats_of(text: &str, phrase: &str) -> bool {
         && words.chunks(unit.len()).all(|c| c == unit)
 }
 
-/// Number words a caller dictates; a transcript made only of these is never
-/// collapsed ("five five, five five" is a number, not a loop).
-const NUMBER_WORDS: &[&str] = &[
-    "zero",
+/// Number words beyond the cardinals of [`crate::wer`] that a caller
+/// dictating a number uses.
+const MORE_NUMBER_WORDS: &[&str] = &[
     "oh",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
     "double",
     "triple",
     "hundred",
     "thousand",
-    "ноль",
-    "один",
     "одна",
-    "два",
     "две",
-    "три",
-    "четыре",
-    "пять",
-    "шесть",
-    "семь",
-    "восемь",
-    "девять",
-    "десять",
-    "сто",
     "тысяча",
 ];
 
-/// Whether a normalised word is a digit string or a number word (the tens
-/// and teens by their stems: "twenty", "сорок", "двадцать", "пятнадцать").
+/// Whether a normalised word is a digit string or a number word; a
+/// transcript made only of these is never collapsed ("five five, five
+/// five" is a number, not a loop).
 fn is_number_word(word: &str) -> bool {
-    word.chars().all(|c| c.is_ascii_digit())
-        || NUMBER_WORDS.contains(&word)
-        || ["teen", "ty", "дцать", "сорок", "десят", "сот", "ста"]
+    use crate::wer::{EN_ONES, EN_TENS, RU_HUNDREDS, RU_ONES, RU_TENS};
+    !word.is_empty()
+        && (word.chars().all(|c| c.is_ascii_digit())
+            || [
+                &EN_ONES[..],
+                &EN_TENS,
+                &RU_ONES,
+                &RU_TENS,
+                &RU_HUNDREDS,
+                MORE_NUMBER_WORDS,
+            ]
             .iter()
-            .any(|end| word.ends_with(end))
+            .any(|list| list.contains(&word)))
 }
 
 /// Collapses a transcript that is one phrase of two or more words said two

@@ -97,7 +97,7 @@ fn edit_distance(a: &[String], b: &[String]) -> usize {
     prev[b.len()]
 }
 
-const EN_ONES: [&str; 20] = [
+pub(crate) const EN_ONES: [&str; 20] = [
     "zero",
     "one",
     "two",
@@ -119,7 +119,7 @@ const EN_ONES: [&str; 20] = [
     "eighteen",
     "nineteen",
 ];
-const EN_TENS: [&str; 10] = [
+pub(crate) const EN_TENS: [&str; 10] = [
     "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
 ];
 
@@ -156,7 +156,7 @@ fn english_number(n: u64) -> Option<String> {
     Some(out.join(" "))
 }
 
-const RU_ONES: [&str; 20] = [
+pub(crate) const RU_ONES: [&str; 20] = [
     "ноль",
     "один",
     "два",
@@ -178,7 +178,7 @@ const RU_ONES: [&str; 20] = [
     "восемнадцать",
     "девятнадцать",
 ];
-const RU_TENS: [&str; 10] = [
+pub(crate) const RU_TENS: [&str; 10] = [
     "",
     "",
     "двадцать",
@@ -190,7 +190,7 @@ const RU_TENS: [&str; 10] = [
     "восемьдесят",
     "девяносто",
 ];
-const RU_HUNDREDS: [&str; 10] = [
+pub(crate) const RU_HUNDREDS: [&str; 10] = [
     "",
     "сто",
     "двести",

@@ -328,6 +328,9 @@ async fn lane(
 #[derive(Debug, Default)]
 struct BoxTimings {
     wire: Vec<f64>,
+    /// `wire` of the turns ended by the normal hangover, not the longer
+    /// patience while a number is dictated.
+    wire_short: Vec<f64>,
     endpoint: Vec<f64>,
     stt: Vec<f64>,
     first_audio: Vec<f64>,
@@ -360,6 +363,9 @@ fn box_wire(records: &Path, calls: &[String]) -> BoxTimings {
                     ms("first_audio_ms"),
                 ) {
                     out.wire.push(w);
+                    if e < f64::from(vb_vad::EndpointConfig::default().digits_hangover_ms) {
+                        out.wire_short.push(w);
+                    }
                     out.endpoint.push(e);
                     out.stt.push(s);
                     out.first_audio.push(a);
@@ -389,8 +395,8 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
     // two cores, so its clients run at low priority like the API itself
     // (one thread, nice 10) rather than outrun the call they measure.
     let load_rt = crate::daemon::api_runtime()?;
-    println!("| speech model | STT at pause | calls at once | caller turns | heard p50 | heard p95 | box wire p50 | box wire p95 | endpoint / STT / first TTS audio p50 | no reply | daemon CPU per call | daemon RSS |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| speech model | STT at pause | calls at once | caller turns | heard p50 | heard p95 | box wire p50 | box wire p95 | box wire p95 without number turns | endpoint / STT / first TTS audio p50 | no reply | daemon CPU per call | daemon RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let runs = args
         .models
         .iter()
@@ -478,12 +484,13 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
             // as a share of one core.
             let per_call = cpu / (wall * level as f64);
             println!(
-                "| {model} | {pause_label} | {level} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} / {:.0} / {:.0} ms | {no_reply} | {:.0}% of a core | {:.0} MiB |",
+                "| {model} | {pause_label} | {level} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} / {:.0} / {:.0} ms | {no_reply} | {:.0}% of a core | {:.0} MiB |",
                 turns.len(),
                 percentile(&heard, 50.0),
                 percentile(&heard, 95.0),
                 percentile(&wire.wire, 50.0),
                 percentile(&wire.wire, 95.0),
+                percentile(&wire.wire_short, 95.0),
                 percentile(&wire.endpoint, 50.0),
                 percentile(&wire.stt, 50.0),
                 percentile(&wire.first_audio, 50.0),
@@ -492,7 +499,7 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
             );
             if let Some((ms, failed)) = api {
                 println!(
-                    "|  |  | API under load: {} clients, {} answered, {failed} refused or failed, p50 {:.1} ms, p99 {:.1} ms |  |  |  |  |  |  |  |  |  |",
+                    "|  |  | API under load: {} clients, {} answered, {failed} refused or failed, p50 {:.1} ms, p99 {:.1} ms |  |  |  |  |  |  |  |  |  |  |",
                     args.api_load,
                     ms.len(),
                     percentile(&ms, 50.0),
