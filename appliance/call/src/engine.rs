@@ -312,9 +312,10 @@ impl<'a> CallEngine<'a> {
     }
 
     /// Gets the first audio of `reply` ready before it is said: the first
-    /// sentence of a synthesized part goes through the TTS now (kept for the
-    /// next stream that starts with it, see [`Tts::prepare`]), a fixed
-    /// phrase into the phrase cache; recorded audio needs nothing. A live
+    /// sentence of its first part goes through the TTS now, kept for the
+    /// next stream that starts with it (see [`Tts::prepare`]; a fixed
+    /// phrase not cached yet is streamed into the cache then). Recorded
+    /// audio and cached phrases need nothing. A live
     /// call does this with the transcript made at the caller's pause while
     /// the endpoint is still being confirmed, so the turn starts speaking
     /// at once when that transcript stands. Nothing is made once `cancel`
@@ -329,13 +330,18 @@ impl<'a> CallEngine<'a> {
         }
         let language = self.robot.language.code();
         let rate = self.config.out_rate;
-        if first.cacheable {
-            self.tts.synthesize_cached(language, first.text, rate)?;
-            return Ok(true);
+        if first.cacheable && self.tts.is_cached(language, first.text, rate)? {
+            return Ok(false);
         }
         Ok(self
             .tts
             .prepare(language, first.text, rate, cancel.clone())?)
+    }
+
+    /// Synthesis time (ms) spent ahead, by [`CallEngine::prepare`], on the
+    /// sentences replies have used since the last call.
+    pub fn take_prepared_ms(&mut self) -> u64 {
+        self.tts.take_prepared_ms()
     }
 
     /// Renders a dialog reply to audio, part by part: a part's recorded WAV

@@ -513,8 +513,10 @@ impl RobotSide<'_, '_> {
                 playout.push(&pcm);
             })?;
         acc.samples += samples;
+        // A sentence prepared at the caller's pause was synthesized then.
+        let ahead_ms = self.engine.take_prepared_ms();
         if source == "tts" && samples > 0 {
-            acc.tts_wall_ms += synth_started.elapsed().as_millis() as u64;
+            acc.tts_wall_ms += synth_started.elapsed().as_millis() as u64 + ahead_ms;
             acc.tts_audio_ms += samples as u64 / 8;
         }
         if !acc.audio_sources.contains(&source) {

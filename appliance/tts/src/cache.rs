@@ -109,6 +109,16 @@ impl PhraseCache {
         }
     }
 
+    /// Whether (`voice`, `rate`, `text`) is cached, without counting a hit
+    /// or a miss or refreshing its age.
+    pub fn contains(&self, voice: &str, rate: u32, text: &str) -> bool {
+        self.entries.contains_key(&Key {
+            voice: voice.to_string(),
+            rate,
+            text: text.to_string(),
+        })
+    }
+
     /// Stores audio, evicting the least recently used phrases to make room.
     /// Audio larger than the whole budget is not stored.
     pub fn insert(&mut self, voice: &str, rate: u32, text: &str, pcm: Pcm) {

@@ -112,6 +112,9 @@ pub struct Tts {
     cache: SharedPhraseCache,
     /// One sentence synthesized ahead by [`Tts::prepare`].
     prepared: Option<Prepared>,
+    /// Synthesis time of prepared sentences streams have used, not yet
+    /// taken by [`Tts::take_prepared_ms`].
+    prepared_used_ms: u64,
 }
 
 /// A first sentence synthesized before it was asked for.
@@ -120,6 +123,8 @@ struct Prepared {
     rate: u32,
     text: String,
     pcm: Pcm,
+    /// Wall time its synthesis took.
+    synth_ms: u64,
 }
 
 impl std::fmt::Debug for Tts {
@@ -151,6 +156,7 @@ impl Tts {
             voices: HashMap::new(),
             cache: SharedPhraseCache::new(config.cache_bytes),
             prepared: None,
+            prepared_used_ms: 0,
             config,
         })
     }
@@ -253,14 +259,18 @@ impl Tts {
         self.check_text(text)?;
         let sentences = self.splitter.split(text);
         let prepared = self.prepared.take();
-        let voice = self.voice(language)?;
+        let voice_name = self.voice(language)?.name().to_string();
         let ready = prepared
             .filter(|p| {
                 p.rate == out_rate
-                    && p.voice == voice.name()
+                    && p.voice == voice_name
                     && sentences.first().is_some_and(|s| *s == p.text)
             })
-            .map(|p| p.pcm);
+            .map(|p| {
+                self.prepared_used_ms += p.synth_ms;
+                p.pcm
+            });
+        let voice = self.voice(language)?;
         Ok(SentenceStream {
             voice,
             sentences: sentences.into_iter().enumerate(),
@@ -268,6 +278,13 @@ impl Tts {
             cancel,
             ready,
         })
+    }
+
+    /// Synthesis time (ms) of the prepared sentences that streams have used
+    /// since the last call: spent ahead of the reply, it is still the
+    /// reply's synthesis (for real-time factors).
+    pub fn take_prepared_ms(&mut self) -> u64 {
+        std::mem::take(&mut self.prepared_used_ms)
     }
 
     /// The sentence [`Tts::prepare`] made and no stream has used yet, with
@@ -291,6 +308,7 @@ impl Tts {
         cancel: CancelToken,
     ) -> Result<bool, TtsError> {
         self.prepared = None;
+        let started = std::time::Instant::now();
         let mut stream = self.stream(language, text, out_rate, cancel)?;
         let voice = stream.voice.name().to_string();
         match stream.next() {
@@ -300,6 +318,7 @@ impl Tts {
                     rate: out_rate,
                     text: first.text,
                     pcm: first.pcm,
+                    synth_ms: started.elapsed().as_millis() as u64,
                 });
                 Ok(true)
             }
@@ -329,6 +348,18 @@ impl Tts {
             .lock()
             .insert(&voice_name, out_rate, text, whole.clone());
         Ok(whole)
+    }
+
+    /// Whether [`Tts::synthesize_cached`] has `text` ready for this
+    /// language's voice at `out_rate` (no counters move).
+    pub fn is_cached(
+        &mut self,
+        language: &str,
+        text: &str,
+        out_rate: u32,
+    ) -> Result<bool, TtsError> {
+        let voice = self.voice(language)?.name().to_string();
+        Ok(self.cache.lock().contains(&voice, out_rate, text))
     }
 
     /// Phrase cache counters.

@@ -162,6 +162,8 @@ fn a_prepared_first_sentence_is_used_once_by_the_stream_that_starts_with_it() {
         "the prepared audio is sent"
     );
     assert!(tts.prepared().is_none(), "used once");
+    assert!(tts.take_prepared_ms() > 0, "its synthesis time is reported");
+    assert_eq!(tts.take_prepared_ms(), 0, "once");
 
     // Another reply, another rate or a cancelled preparation: nothing used.
     assert!(tts.prepare("en", reply, 8000, CancelToken::new()).unwrap());
