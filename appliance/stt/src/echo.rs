@@ -7,7 +7,7 @@
 //! end in one phrase said twice in a row, the callback leaves only
 //! end-of-text to pick. The echo filter then cuts the two copies to one.
 //!
-//! [`ends_in_echo`] is the pure rule; [`EchoStop`] and the trampoline wire it
+//! [`ends_in_echo`] is the pure rule; `EchoStop` and the trampoline wire it
 //! to whisper.cpp.
 
 use std::ffi::{c_int, c_void, CStr};
