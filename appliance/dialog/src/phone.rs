@@ -404,13 +404,18 @@ fn to_e164(plus: bool, digits: &str, default_country: &str) -> Option<String> {
     }
 }
 
+/// The shortest number [`normalize_phone`] takes from a transcript that says
+/// it twice in a row (shorter repeats are more likely digits that repeat).
+const MIN_REPEATED_DIGITS: usize = 7;
+
 /// Finds a phone number in a transcript and returns it in E.164
 /// (`+79161234567`), or `None` when no plausible number is there.
 ///
 /// National numbers get `default_country` (a calling code such as `"1"` or
 /// `"7"`); a Russian 8-prefixed 11-digit number becomes +7. The whole
 /// transcript is tried first, then each run of digits between ordinary words,
-/// so "555 123 4567, after 5 pm" still yields the number. `lang` only decides
+/// so "555 123 4567, after 5 pm" still yields the number, and a number said
+/// twice in a row yields it once. `lang` only decides
 /// whether "oh" may be a zero (English).
 pub fn normalize_phone(text: &str, lang: Language, default_country: &str) -> Option<String> {
     let ex = extract_digits(text, lang);
@@ -420,6 +425,14 @@ pub fn normalize_phone(text: &str, lang: Language, default_country: &str) -> Opt
     let all: String = ex.segments.concat();
     if let Some(n) = to_e164(ex.plus, &all, default_country) {
         return Some(n);
+    }
+    // The number said twice (the caller repeating it, or the recogniser
+    // echoing it): one copy is the number.
+    let half = all.len() / 2;
+    if half >= MIN_REPEATED_DIGITS && all.len().is_multiple_of(2) && all[..half] == all[half..] {
+        if let Some(n) = to_e164(ex.plus, &all[..half], default_country) {
+            return Some(n);
+        }
     }
     ex.segments
         .iter()
@@ -643,7 +656,10 @@ mod tests {
             ("555-1234", None),
             ("I don't have one", None),
             ("", None),
-            ("12345678901234567890", None),
+            ("12345678901234567899", None),
+            ("555 123 4567 555 123 4567", Some("+15551234567")),
+            ("555 123 4567. 555 123 4567.", Some("+15551234567")),
+            ("555 123 4567 555 123 4568", None),
             ("+0 123 456 789", None),
         ];
         for (text, want) in cases {

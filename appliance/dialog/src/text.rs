@@ -429,6 +429,27 @@ const NAME_FILLERS: &[(&str, bool)] = &[
     ("я", false),
 ];
 
+/// How many words before an explicit name filler [`extract_name`] skips in
+/// lenient mode (a misheard "my": "I name is John").
+const MISHEARD_LEAD_WORDS: usize = 2;
+
+/// The first of [`NAME_FILLERS`] accepted by `accept` (given its strict
+/// flag) that starts at word `at` of `keys`: its strict flag and its length
+/// in words.
+fn find_filler(keys: &[String], at: usize, accept: impl Fn(bool) -> bool) -> Option<(bool, usize)> {
+    NAME_FILLERS.iter().find_map(|(f, strict_ok)| {
+        if !accept(*strict_ok) {
+            return None;
+        }
+        let fkeys: Vec<String> = f
+            .split(' ')
+            .map(|p| word_key(p.trim_matches('\'')))
+            .collect();
+        let end = at + fkeys.len();
+        (end <= keys.len() && keys[at..end] == fkeys[..]).then_some((*strict_ok, fkeys.len()))
+    })
+}
+
 /// How hard [`extract_name`] tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NameMode {
@@ -664,14 +685,20 @@ pub(crate) fn extract_name(text: &str, mode: NameMode) -> Option<String> {
             .iter()
             .take_while(|k| OPENERS.contains(&k.as_str()))
             .count();
-        let mut filler = None;
-        for (f, strict_ok) in NAME_FILLERS {
-            let parts: Vec<&str> = f.split(' ').map(|p| p.trim_matches('\'')).collect();
-            let fkeys: Vec<String> = parts.iter().map(|p| word_key(p)).collect();
-            if keys.len() >= start + fkeys.len() && keys[start..start + fkeys.len()] == fkeys[..] {
-                filler = Some(*strict_ok);
-                start += fkeys.len();
-                break;
+        let mut filler = find_filler(&keys, start, |_| true).map(|(strict_ok, len)| {
+            start += len;
+            strict_ok
+        });
+        if filler.is_none() && mode == NameMode::Lenient {
+            // The robot asked for the name and the start was misheard ("I
+            // name is John Smith" for "My name is ..."): an explicit filler
+            // a word or two in still introduces the name.
+            for skip in 1..=MISHEARD_LEAD_WORDS {
+                if let Some((_, len)) = find_filler(&keys, start + skip, |strict_ok| strict_ok) {
+                    filler = Some(true);
+                    start += skip + len;
+                    break;
+                }
             }
         }
         match (mode, filler) {
@@ -874,6 +901,10 @@ mod tests {
                 "My name is John and my number is 555 123 4567",
                 Some("John"),
             ),
+            ("I name is John Smith.", Some("John Smith")),
+            ("Uh the name is Anna.", Some("Anna")),
+            ("Ну а меня зовут Ольга", Some("Ольга")),
+            ("Our company name is", None),
             ("Yes.", None),
             ("No", None),
             ("Да", None),
@@ -913,6 +944,8 @@ mod tests {
             None
         );
         assert_eq!(extract_name("John", NameMode::Strict), None);
+        // Only lenient mode looks past the clause's first words.
+        assert_eq!(extract_name("I name is John", NameMode::Strict), None);
         assert_eq!(extract_name("это по поводу брони", NameMode::Strict), None);
     }
 
