@@ -295,6 +295,38 @@ fn parse_uri(text: &str) -> Result<Uri, SipError> {
     })
 }
 
+/// How [`wait_dialog`] ended.
+enum Waited {
+    /// The dialog was confirmed (the caller's ACK).
+    Confirmed,
+    /// The dialog ended (CANCEL, BYE, an error), with the reason.
+    Ended(String),
+    /// Neither within the limit.
+    TimedOut,
+}
+
+/// Waits up to `limit` on an inbound leg's dialog states for its end, or,
+/// when `confirm`, for its confirmation too.
+async fn wait_dialog(
+    states: &mut mpsc::Receiver<DialogState>,
+    limit: Duration,
+    confirm: bool,
+) -> Waited {
+    let wait = async {
+        while let Some(state) = states.recv().await {
+            match state {
+                DialogState::Confirmed(..) if confirm => return Waited::Confirmed,
+                DialogState::Terminated(_, r) => return Waited::Ended(terminated_reason(&r)),
+                _ => {}
+            }
+        }
+        Waited::Ended("dialog gone".to_string())
+    };
+    tokio::time::timeout(limit, wait)
+        .await
+        .unwrap_or(Waited::TimedOut)
+}
+
 fn terminated_reason(r: &TerminatedReason) -> String {
     match r {
         TerminatedReason::Timeout => "sip timeout".into(),
@@ -679,16 +711,7 @@ impl SipAgent {
         if !ring.is_zero() {
             // Rings until answered; a CANCEL (or anything ending the dialog)
             // meanwhile ends the call unanswered.
-            let ended = tokio::time::timeout(ring, async {
-                while let Some(state) = leg_rx.recv().await {
-                    if let DialogState::Terminated(_, r) = state {
-                        return terminated_reason(&r);
-                    }
-                }
-                "dialog gone".to_string()
-            })
-            .await;
-            if let Ok(reason) = ended {
+            if let Waited::Ended(reason) = wait_dialog(&mut leg_rx, ring, false).await {
                 tracing::info!(%call_id, %from, %reason, "call ended while ringing, not answered");
                 self.lock_routes().remove(&call_id);
                 return;
@@ -700,25 +723,14 @@ impl SipAgent {
             return;
         }
         // Media starts on ACK (Confirmed), not on our 200.
-        let confirmed = tokio::time::timeout(ANSWER_TIMEOUT, async {
-            while let Some(state) = leg_rx.recv().await {
-                match state {
-                    DialogState::Confirmed(..) => return Ok(()),
-                    DialogState::Terminated(_, r) => return Err(terminated_reason(&r)),
-                    _ => {}
-                }
-            }
-            Err("dialog gone".to_string())
-        })
-        .await;
-        match confirmed {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => {
+        match wait_dialog(&mut leg_rx, ANSWER_TIMEOUT, true).await {
+            Waited::Confirmed => {}
+            Waited::Ended(reason) => {
                 tracing::info!(%call_id, %reason, "call ended before it was answered");
                 self.lock_routes().remove(&call_id);
                 return;
             }
-            Err(_) => {
+            Waited::TimedOut => {
                 tracing::warn!(%call_id, "no ACK for our 200 OK within {} s", ANSWER_TIMEOUT.as_secs());
                 let _ = dialog.bye().await;
                 self.lock_routes().remove(&call_id);

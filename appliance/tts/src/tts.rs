@@ -38,6 +38,10 @@ pub struct TtsConfig {
     pub max_text_chars: usize,
     /// Longest sentence before it is cut at a clause boundary, in characters.
     pub max_sentence_chars: usize,
+    /// Whether a text's first sentence is spoken as its first clause, then
+    /// the rest ([`SentenceSplitter::with_first_clause`]): first audio after
+    /// a clause's synthesis. On by default.
+    pub first_clause: bool,
     /// Phrase cache budget in bytes.
     pub cache_bytes: usize,
 }
@@ -57,6 +61,7 @@ impl TtsConfig {
             espeak_fallback: true,
             max_text_chars: Self::DEFAULT_MAX_TEXT_CHARS,
             max_sentence_chars: SentenceSplitter::DEFAULT_MAX_CHARS,
+            first_clause: true,
             cache_bytes: PhraseCache::DEFAULT_BUDGET_BYTES,
         }
     }
@@ -137,6 +142,16 @@ impl std::fmt::Debug for Tts {
     }
 }
 
+/// The sentence splitter `config` asks for.
+fn splitter(config: &TtsConfig) -> SentenceSplitter {
+    let splitter = SentenceSplitter::new(config.max_sentence_chars);
+    if config.first_clause {
+        splitter.with_first_clause()
+    } else {
+        splitter
+    }
+}
+
 fn language_key(language: &str) -> String {
     language.trim().to_lowercase().replace('-', "_")
 }
@@ -152,7 +167,7 @@ impl Tts {
             runtime,
             espeak,
             selector,
-            splitter: SentenceSplitter::new(config.max_sentence_chars),
+            splitter: splitter(&config),
             voices: HashMap::new(),
             cache: SharedPhraseCache::new(config.cache_bytes),
             prepared: None,
@@ -236,6 +251,13 @@ impl Tts {
             return Err(TtsError::EmptyText);
         }
         Ok(())
+    }
+
+    /// Turns [`TtsConfig::first_clause`] on or off for the next streams
+    /// (a benchmark compares the two on one engine).
+    pub fn set_first_clause(&mut self, on: bool) {
+        self.config.first_clause = on;
+        self.splitter = splitter(&self.config);
     }
 
     /// Splits `text` into sentences as [`Tts::stream`] would.

@@ -166,7 +166,9 @@ fn stt_models(models: &Models, which: &[String]) -> Result<Vec<std::path::PathBu
         .collect()
 }
 
-/// TTS: load time, time to first audio and real-time factor.
+/// TTS: load time, time to first audio and real-time factor, each reply
+/// streamed sentence by sentence and with its first clause cut off
+/// ([`vb_tts::TtsConfig::first_clause`]), side by side.
 pub fn tts(models: &Models, runs: usize) -> Result<()> {
     let t0 = Instant::now();
     let mut tts = models.tts()?;
@@ -190,9 +192,16 @@ pub fn tts(models: &Models, runs: usize) -> Result<()> {
             "Спасибо, я записала вашу заявку. Менеджер перезвонит вам в течение часа. Могу я ещё чем-нибудь помочь?",
         ),
     ];
-    println!("| voice | reply | first audio, ms | total, ms | audio, ms | real-time factor |");
-    println!("|---|---|---:|---:|---:|---:|");
-    for (lang, label, text) in cases {
+    println!(
+        "| voice | reply | cut | first audio, ms | total, ms | audio, ms | real-time factor |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|");
+    let cuts = [(false, "sentences"), (true, "first clause")];
+    for ((lang, label, text), (first_clause, cut)) in cases
+        .iter()
+        .flat_map(|case| cuts.iter().map(move |cut| (*case, *cut)))
+    {
+        tts.set_first_clause(first_clause);
         let mut firsts = Vec::new();
         let mut totals = Vec::new();
         let mut audio_ms = 0;
@@ -212,7 +221,7 @@ pub fn tts(models: &Models, runs: usize) -> Result<()> {
         let total = median(totals);
         let voice = tts.voice(lang)?.name().to_string();
         println!(
-            "| {voice} | {label} | {:.0} | {:.0} | {audio_ms} | {:.3} |",
+            "| {voice} | {label} | {cut} | {:.0} | {:.0} | {audio_ms} | {:.3} |",
             median(firsts),
             total,
             total / audio_ms.max(1) as f64
