@@ -241,8 +241,6 @@ fn ear(d: &Path, env: &[(&str, String)], raw: &Path) -> Proc {
         "--format=s16le",
         "--rate=8000",
         "--channels=1",
-        // Written out as it comes, so a test can follow it.
-        "--latency-msec=50",
     ])
     .arg(raw)
     .envs(env.iter().map(|(k, v)| (k, v)));
