@@ -23,7 +23,7 @@ pub const MAX_VARIABLES: usize = 100_000;
 /// Elements converted per chunk while streaming; bounds peak memory.
 const CHUNK_ELEMENTS: usize = 1 << 20;
 /// ggml file magic (`"ggml"` as a little-endian i32).
-const GGML_MAGIC: i32 = 0x6767_6d6c;
+pub(crate) const GGML_MAGIC: i32 = 0x6767_6d6c;
 
 /// Element type of a CTranslate2 variable, by its on-disk id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -763,14 +763,14 @@ pub enum GgmlWeights {
 }
 
 /// ggml's q8_0 block length.
-const Q8_0_BLOCK: usize = 32;
+pub(crate) const Q8_0_BLOCK: usize = 32;
 
 /// ggml's type id of q8_0 in a tensor header.
-const GGML_TYPE_Q8_0: usize = 8;
+pub(crate) const GGML_TYPE_Q8_0: usize = 8;
 
 /// Appends `row` (a whole number of blocks) to `out` as q8_0 blocks, as
 /// ggml's `quantize_row_q8_0_ref`: d = amax / 127, q = round(x / d).
-fn quantize_q8_0(row: &[f32], out: &mut Vec<u8>) {
+pub(crate) fn quantize_q8_0(row: &[f32], out: &mut Vec<u8>) {
     for block in row.chunks(Q8_0_BLOCK) {
         let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;

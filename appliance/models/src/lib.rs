@@ -24,13 +24,16 @@
 //! - [`fetch`]: [`ModelStore::fetch`], air-gapped and official sources, [`FetchError`].
 //! - [`ct2`]: CTranslate2 Whisper reader and streaming ggml writer.
 //! - [`npy`]: `.npy`/`.npz` reader for the mel filter bank.
+//! - [`requant`]: an installed f16 ggml model requantized to q8_0 on the box.
 
 pub mod ct2;
 pub mod fetch;
 pub mod manifest;
 pub mod npy;
+pub mod requant;
 pub mod store;
 
 pub use fetch::{FetchError, FetchReport, FetchedModel, Outcome, Progress, Source, Step};
 pub use manifest::{Conversion, Manifest, ManifestError, ModelEntry, Role};
+pub use requant::{requantize_q8_0, RequantError, RequantSummary};
 pub use store::{ModelError, ModelStore};

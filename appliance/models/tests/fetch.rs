@@ -80,6 +80,19 @@ fn airgapped_fetch_produces_the_documented_files() {
         assert_eq!(store.verify(&manifest, &m.name).unwrap(), m.path);
     }
 
+    // The q8_0 model requantized on the box from the installed f16 one is
+    // the manifest's q8_0 file, byte for byte.
+    let f16 = store.locate(&manifest, "whisper-base").unwrap();
+    let requantized = tmp.path().join("requantized.bin");
+    let summary = vb_models::requantize_q8_0(
+        std::io::BufReader::new(std::fs::File::open(&f16).unwrap()),
+        std::io::BufWriter::new(std::fs::File::create(&requantized).unwrap()),
+    )
+    .unwrap();
+    let q8 = manifest.get("whisper-base-q8_0").unwrap();
+    assert_eq!(summary.bytes, q8.size, "{summary:?}");
+    assert_eq!(sha256_file(&requantized).unwrap(), q8.sha256, "{summary:?}");
+
     let start = Instant::now();
     let again = store
         .fetch(&manifest, &[], Source::Airgap, &mut |_| {})
