@@ -95,8 +95,9 @@ impl SentenceSplitter {
     /// where the clause has two words or more and the rest three or more:
     /// the first audio of a reply then waits for a clause's synthesis, not
     /// a sentence's, and the cut is where the voice pauses anyway.
-    pub fn with_first_clause(mut self) -> Self {
-        self.first_clause = true;
+    /// Off (the default) splits at sentences only.
+    pub fn with_first_clause(mut self, on: bool) -> Self {
+        self.first_clause = on;
         self
     }
 
@@ -157,15 +158,9 @@ fn best_cut(s: &str, max_chars: usize) -> usize {
     let window = &s[..limit];
     // Do not cut so early that the head is a stub: at least a third of the limit.
     let min = s.char_indices().nth(max_chars / 3).map_or(0, |(i, _)| i);
-    let clause = window
-        .char_indices()
-        .rev()
-        .find(|&(i, c)| {
-            i >= min
-                && matches!(c, ',' | ';' | ':' | '—' | '–')
-                && window[i + c.len_utf8()..].starts_with(char::is_whitespace)
-        })
-        .map(|(i, c)| i + c.len_utf8());
+    // The last clause end in the window past `min` (the mark itself is at
+    // or past `min` exactly when the cut after it is past `min`).
+    let clause = clause_ends(window).rev().find(|&cut| cut > min);
     if let Some(cut) = clause {
         return cut;
     }
@@ -175,6 +170,17 @@ fn best_cut(s: &str, max_chars: usize) -> usize {
         .find(|&(i, c)| i >= min && c.is_whitespace())
         .map(|(i, _)| i);
     space.unwrap_or(limit)
+}
+
+/// Byte indices just past each clause mark of `s` (comma, semicolon,
+/// colon, dash) that a space follows, in order: where a sentence may be cut.
+fn clause_ends(s: &str) -> impl DoubleEndedIterator<Item = usize> + '_ {
+    s.char_indices()
+        .filter(|&(i, c)| {
+            matches!(c, ',' | ';' | ':' | '—' | '–')
+                && s[i + c.len_utf8()..].starts_with(char::is_whitespace)
+        })
+        .map(|(i, c)| i + c.len_utf8())
 }
 
 /// Byte index just past the first clause of `sentence` (a comma,
@@ -190,13 +196,7 @@ fn first_clause_cut(sentence: &str) -> Option<usize> {
             .filter(|w| w.chars().any(char::is_alphanumeric))
             .count()
     };
-    sentence
-        .char_indices()
-        .filter(|&(i, c)| {
-            matches!(c, ',' | ';' | ':' | '—' | '–')
-                && sentence[i + c.len_utf8()..].starts_with(char::is_whitespace)
-        })
-        .map(|(i, c)| i + c.len_utf8())
+    clause_ends(sentence)
         .find(|&cut| words(&sentence[..cut]) >= 2)
         .filter(|&cut| words(&sentence[cut..]) >= 3)
 }
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn first_clause_is_cut_only_where_it_is_worth_it() {
-        let first = SentenceSplitter::default().with_first_clause();
+        let first = SentenceSplitter::default().with_first_clause(true);
         let cases: &[(&str, &[&str])] = &[
             (
                 "Thank you, I have written down your request.",

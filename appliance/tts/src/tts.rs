@@ -142,16 +142,6 @@ impl std::fmt::Debug for Tts {
     }
 }
 
-/// The sentence splitter `config` asks for.
-fn splitter(config: &TtsConfig) -> SentenceSplitter {
-    let splitter = SentenceSplitter::new(config.max_sentence_chars);
-    if config.first_clause {
-        splitter.with_first_clause()
-    } else {
-        splitter
-    }
-}
-
 fn language_key(language: &str) -> String {
     language.trim().to_lowercase().replace('-', "_")
 }
@@ -167,7 +157,8 @@ impl Tts {
             runtime,
             espeak,
             selector,
-            splitter: splitter(&config),
+            splitter: SentenceSplitter::new(config.max_sentence_chars)
+                .with_first_clause(config.first_clause),
             voices: HashMap::new(),
             cache: SharedPhraseCache::new(config.cache_bytes),
             prepared: None,
@@ -257,7 +248,7 @@ impl Tts {
     /// (a benchmark compares the two on one engine).
     pub fn set_first_clause(&mut self, on: bool) {
         self.config.first_clause = on;
-        self.splitter = splitter(&self.config);
+        self.splitter = self.splitter.clone().with_first_clause(on);
     }
 
     /// Splits `text` into sentences as [`Tts::stream`] would.
