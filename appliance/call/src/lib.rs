@@ -47,5 +47,5 @@ pub use live::{
     run_call, Line, LineEvents, LiveConfig, LiveStats, Progress, RecordingSetup, LINE_RATE,
 };
 pub use record::{CallRecord, RecordingInfo, Speaker, TurnRecord, TurnTimings};
-pub use setup::{Models, SetupError};
+pub use setup::{Models, SetupError, DEFAULT_STT_MODEL};
 pub use simulate::{CallerSource, DemoCaller, Simulation, WavCaller};

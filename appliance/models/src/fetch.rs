@@ -16,7 +16,8 @@ use std::process::Command;
 use thiserror::Error;
 
 use crate::ct2::{self, Ct2Error, Ct2Model, WhisperAssets};
-use crate::manifest::{Conversion, Manifest, ModelEntry, Package};
+use crate::manifest::{Conversion, Derivation, Manifest, ModelEntry, Package};
+use crate::requant::{requantize_q8_0, RequantError};
 use crate::store::{sha256_file, HashingWriter, ModelError, ModelStore};
 
 /// Largest conversion asset read into memory (the tiktoken files are < 1 MiB).
@@ -73,6 +74,9 @@ pub enum Outcome {
     AlreadyPresent,
     /// Installed from this source.
     Installed(Source),
+    /// Made from another installed model (the entry's `derive`), with no
+    /// download.
+    Derived,
 }
 
 /// One model's result.
@@ -98,7 +102,7 @@ impl FetchReport {
     pub fn installed(&self) -> impl Iterator<Item = &FetchedModel> {
         self.models
             .iter()
-            .filter(|m| matches!(m.outcome, Outcome::Installed(_)))
+            .filter(|m| matches!(m.outcome, Outcome::Installed(_) | Outcome::Derived))
     }
 
     /// Models that were already in place.
@@ -226,6 +230,18 @@ pub enum FetchError {
         /// Underlying error.
         source: io::Error,
     },
+    /// Requantizing the installed model named in `derive` failed.
+    #[error("{model}: making it from {from} ({path}): {source}")]
+    Derive {
+        /// Model name.
+        model: String,
+        /// The model it is made from.
+        from: String,
+        /// That model's file.
+        path: PathBuf,
+        /// Underlying error.
+        source: RequantError,
+    },
     /// The CTranslate2 -> ggml conversion failed.
     #[error("{model}: converting to ggml: {source}")]
     Convert {
@@ -342,6 +358,7 @@ pub fn default_selection(manifest: &Manifest) -> Vec<&ModelEntry> {
 /// State of one fetch run: which package archives are already verified.
 struct Run<'a> {
     store: &'a ModelStore,
+    manifest: &'a Manifest,
     verified_pkgs: HashMap<String, PathBuf>,
 }
 
@@ -371,6 +388,7 @@ impl ModelStore {
         };
         let mut run = Run {
             store: self,
+            manifest,
             verified_pkgs: HashMap::new(),
         };
         let mut report = FetchReport::default();
@@ -400,11 +418,11 @@ impl ModelStore {
                     })
                 }
             }
-            let path = run.install(entry, source, progress)?;
+            let (path, outcome) = run.install(entry, source, progress)?;
             report.models.push(FetchedModel {
                 name: entry.name.clone(),
                 path,
-                outcome: Outcome::Installed(source),
+                outcome,
             });
         }
         Ok(report)
@@ -421,13 +439,26 @@ impl Run<'_> {
         }
     }
 
-    /// Produces `entry`'s file through a verified temp file, then renames it in.
+    /// The installed, verified file `entry` can be made from (its
+    /// `derive.from`), with how; `None` when it has no `derive` or that
+    /// model is not installed (then the entry's own source is used).
+    fn derivable(&self, entry: &ModelEntry) -> Option<(&ModelEntry, Derivation, PathBuf)> {
+        let derive = entry.derive.as_ref()?;
+        let from = self.manifest.get(&derive.from)?;
+        let path = self.store.locate_entry(from).ok()?;
+        Some((from, derive.derivation()?, path))
+    }
+
+    /// Produces `entry`'s file through a verified temp file, then renames it
+    /// in: made from an installed model when the entry says it can be,
+    /// else from `source`.
     fn install(
         &mut self,
         entry: &ModelEntry,
         source: Source,
         progress: &mut dyn FnMut(&Progress),
-    ) -> Result<PathBuf, FetchError> {
+    ) -> Result<(PathBuf, Outcome), FetchError> {
+        let derived = self.derivable(entry);
         let dest = self.store.path_of(entry);
         let dir = dest.parent().unwrap_or(self.store.root()).to_owned();
         fs::create_dir_all(&dir).map_err(Self::io(entry, &dir))?;
@@ -443,6 +474,7 @@ impl Run<'_> {
             (s, _) => s,
         };
         let step = match (source, entry.airgap.conversion()) {
+            _ if derived.is_some() => Step::Convert,
             (Source::Airgap, Some(c)) if c.is_ct2() => Step::Convert,
             (Source::Official, _) => Step::Download,
             _ => Step::Extract,
@@ -456,10 +488,28 @@ impl Run<'_> {
             next: PROGRESS_EVERY,
             report: progress,
         };
-        match source {
-            Source::Airgap => self.produce_airgap(entry, &dir, &mut out)?,
-            Source::Official => self.produce_official(entry, &dir, &mut out)?,
-        }
+        let outcome = match (&derived, source) {
+            (Some((from, Derivation::RequantizeQ8_0, path)), _) => {
+                let input = File::open(path).map_err(Self::io(entry, path))?;
+                requantize_q8_0(io::BufReader::with_capacity(1 << 20, input), &mut out).map_err(
+                    |source| FetchError::Derive {
+                        model: entry.name.clone(),
+                        from: from.name.clone(),
+                        path: path.clone(),
+                        source,
+                    },
+                )?;
+                Outcome::Derived
+            }
+            (None, Source::Airgap) => {
+                self.produce_airgap(entry, &dir, &mut out)?;
+                Outcome::Installed(source)
+            }
+            (None, Source::Official) => {
+                self.produce_official(entry, &dir, &mut out)?;
+                Outcome::Installed(source)
+            }
+        };
         let progress = out.report;
         let (buf, actual, size) = out.inner.finish().map_err(Self::io(entry, tmp.path()))?;
         let file = buf
@@ -499,7 +549,7 @@ impl Run<'_> {
         tmp.persist(&dest)
             .map_err(|e| Self::io(entry, &dest)(e.error))?;
         ModelStore::write_stamp(&dest, &entry.sha256);
-        Ok(dest)
+        Ok((dest, outcome))
     }
 
     fn produce_airgap(

@@ -34,6 +34,8 @@ pub mod requant;
 pub mod store;
 
 pub use fetch::{FetchError, FetchReport, FetchedModel, Outcome, Progress, Source, Step};
-pub use manifest::{Conversion, Manifest, ManifestError, ModelEntry, Role};
+pub use manifest::{
+    Conversion, Derivation, DeriveSource, Manifest, ManifestError, ModelEntry, Role,
+};
 pub use requant::{requantize_q8_0, RequantError, RequantSummary};
 pub use store::{ModelError, ModelStore};

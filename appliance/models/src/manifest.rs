@@ -91,6 +91,51 @@ impl fmt::Display for Conversion {
     }
 }
 
+/// How an installed model becomes another without any download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Derivation {
+    /// An f16 ggml whisper model requantized to q8_0
+    /// ([`crate::requantize_q8_0`]).
+    RequantizeQ8_0,
+}
+
+impl Derivation {
+    /// Parses the manifest spelling.
+    pub fn parse(s: &str) -> Option<Derivation> {
+        match s {
+            "requantize-q8_0" => Some(Derivation::RequantizeQ8_0),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Derivation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Derivation::RequantizeQ8_0 => "requantize-q8_0",
+        })
+    }
+}
+
+/// The file made on the box from another installed model (no download).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeriveSource {
+    /// The manifest entry it is made from; listed before this one, so a
+    /// whole fetch installs it first.
+    pub from: String,
+    /// `requantize-q8_0` (see [`Derivation`]); kept as text so validation
+    /// can report an unknown one alongside every other problem.
+    pub conversion: String,
+}
+
+impl DeriveSource {
+    /// The parsed derivation; `None` only for manifests that failed validation.
+    pub fn derivation(&self) -> Option<Derivation> {
+        Derivation::parse(&self.conversion)
+    }
+}
+
 /// Where users with internet download the file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +241,10 @@ pub struct ModelEntry {
     pub official: Option<OfficialSource>,
     /// Registry-package build.
     pub airgap: AirgapSource,
+    /// Made from another installed model when that one is present (the
+    /// fetch then downloads nothing for it); else built as `airgap` says.
+    #[serde(default)]
+    pub derive: Option<DeriveSource>,
 }
 
 impl ModelEntry {
@@ -339,7 +388,7 @@ impl Manifest {
         let mut problems = Vec::new();
         let mut names = HashSet::new();
         let mut files = HashSet::new();
-        for m in &self.models {
+        for (i, m) in self.models.iter().enumerate() {
             let mut bad = |message: String| {
                 problems.push(Problem {
                     model: m.name.clone(),
@@ -453,6 +502,28 @@ impl Manifest {
                 }
                 _ => {}
             }
+            if let Some(d) = &m.derive {
+                if d.derivation().is_none() {
+                    bad(format!(
+                        "unknown derive conversion {:?} (want requantize-q8_0)",
+                        d.conversion
+                    ));
+                }
+                match self.models.iter().position(|o| o.name == d.from) {
+                    None => bad(format!("derive.from {:?} is not in the manifest", d.from)),
+                    Some(j) if j >= i => bad(format!(
+                        "derive.from {:?} must be listed before this entry",
+                        d.from
+                    )),
+                    Some(j) if self.models[j].role != Role::Stt || m.role != Role::Stt => {
+                        bad(format!(
+                            "derive {} joins speech models only; {:?} is {}",
+                            d.conversion, d.from, self.models[j].role
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
         }
         problems
     }
@@ -483,6 +554,45 @@ mod tests {
             m.get("whisper-base").unwrap().airgap.conversion(),
             Some(Conversion::Ct2ToGgml)
         );
+        let q8 = m.get("whisper-base-q8_0").unwrap().derive.as_ref().unwrap();
+        assert_eq!(q8.from, "whisper-base");
+        assert_eq!(q8.derivation(), Some(Derivation::RequantizeQ8_0));
+    }
+
+    #[test]
+    fn derive_names_an_earlier_speech_model_and_a_known_conversion() {
+        let good = "a".repeat(64);
+        let stt = |name: &str| entry_toml(name, &good, "copy").replace("\"tts\"", "\"stt\"");
+        let derived = |from: &str, conv: &str| {
+            format!(
+                "{}[model.derive]\nfrom = \"{from}\"\nconversion = \"{conv}\"\n",
+                stt("q8")
+            )
+        };
+        let ok = format!(
+            "schema = 1\n{}{}",
+            stt("f16"),
+            derived("f16", "requantize-q8_0")
+        );
+        Manifest::parse(&ok, "t").unwrap();
+        let text = format!(
+            "schema = 1\n{}{}",
+            derived("f16", "requantize-q8_0"),
+            stt("f16")
+        );
+        let err = Manifest::parse(&text, "t").unwrap_err().to_string();
+        assert!(err.contains("must be listed before"), "{err}");
+        let text = format!("schema = 1\n{}{}", stt("f16"), derived("nope", "zip"));
+        let err = Manifest::parse(&text, "t").unwrap_err().to_string();
+        assert!(err.contains("\"nope\" is not in the manifest"), "{err}");
+        assert!(err.contains("unknown derive conversion \"zip\""), "{err}");
+        let text = format!(
+            "schema = 1\n{}{}",
+            entry_toml("voice", &good, "copy"),
+            derived("voice", "requantize-q8_0")
+        );
+        let err = Manifest::parse(&text, "t").unwrap_err().to_string();
+        assert!(err.contains("speech models only"), "{err}");
     }
 
     fn entry_toml(name: &str, sha: &str, conversion: &str) -> String {

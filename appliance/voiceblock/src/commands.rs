@@ -25,7 +25,10 @@ pub fn run(cli: Cli) -> Result<()> {
             lang,
             model,
             verbose,
-        } => transcribe(&models, &file, lang, &model, cli.threads, verbose),
+        } => {
+            let model = models.stt_model(model.as_deref());
+            transcribe(&models, &file, lang, &model, cli.threads, verbose)
+        }
         Command::Say {
             text,
             out,
@@ -45,6 +48,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if !demo && callers.is_empty() {
                 bail!("give the caller's turns with --caller FILE.wav (one per turn), or --demo for the built-in caller");
             }
+            let model = models.stt_model(model.as_deref());
             let record = converse(&models, &robot, &callers, &out, &json, &model, cli.threads)?;
             if let Some(db) = store {
                 let id = crate::fleet::store_record(&db, &record)?;
@@ -145,6 +149,10 @@ fn models_cmd(models: &Models, action: ModelsAction) -> Result<()> {
                 let what = match m.outcome {
                     Outcome::AlreadyPresent => "already installed".to_string(),
                     Outcome::Installed(s) => format!("installed ({s:?})").to_lowercase(),
+                    Outcome::Derived => {
+                        let from = manifest.get(&m.name).and_then(|e| e.derive.as_ref());
+                        format!("made from {}", from.map_or("?", |d| d.from.as_str()))
+                    }
                 };
                 println!("{:<28} {:<22} {}", m.name, what, m.path.display());
             }
@@ -225,7 +233,7 @@ fn transcribe(
             .with_context(|| format!("{}: utterance at {} ms", file.display(), u.start_ms))?;
         if verbose {
             eprintln!(
-                "[{:>7} - {:>7} ms] lang={} audio_ctx={} stt={} ms{}",
+                "[{:>7} - {:>7} ms] model={model} lang={} audio_ctx={} stt={} ms{}",
                 u.start_ms,
                 u.end_ms,
                 t.language.map_or("-", |l| l.code()),

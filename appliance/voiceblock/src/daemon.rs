@@ -62,9 +62,10 @@ pub struct LineArgs {
     /// Robot: a built-in name or a folder.
     #[arg(long, default_value = "reception-en")]
     pub robot: String,
-    /// Speech model from the manifest.
-    #[arg(long, default_value = "whisper-base")]
-    pub model: String,
+    /// Speech model from the manifest (default: whisper-base-q8_0, or
+    /// whisper-base where only that is installed).
+    #[arg(long)]
+    pub model: Option<String>,
     /// Calls at once; one more gets 486 Busy Here.
     #[arg(long, default_value_t = 2)]
     pub max_calls: usize,
@@ -1250,7 +1251,7 @@ pub(crate) fn prepare(
     let robot = Arc::new(load_robot(&args.robot)?);
     let pool = Arc::new(Pool {
         models: models.clone(),
-        model: args.model.clone(),
+        model: models.stt_model(args.model.as_deref()),
         threads,
         language: robot.language.code().to_string(),
         free: Mutex::new(Vec::new()),
@@ -1414,6 +1415,8 @@ fn run_once(
             args.robot = spec;
         }
     }
+    // The speech model in force, shown by the API as what is loaded.
+    args.model = Some(models.stt_model(args.model.as_deref()));
     let view = config_view(&args, &setup);
     let (pool, robot) = prepare(models, &args, threads, args.max_calls)?;
     let active = Arc::new(crate::robots::ActiveRobot::new(

@@ -80,9 +80,10 @@ pub enum Command {
         /// Language: ru, en or auto.
         #[arg(long, default_value = "auto")]
         lang: LangArg,
-        /// Speech model from the manifest.
-        #[arg(long, default_value = "whisper-base")]
-        model: String,
+        /// Speech model from the manifest (default: whisper-base-q8_0, or
+        /// whisper-base where only that is installed).
+        #[arg(long)]
+        model: Option<String>,
         /// Print each utterance with its time and the recognition timings.
         #[arg(long)]
         verbose: bool,
@@ -121,9 +122,10 @@ pub enum Command {
         /// Per-turn transcript, reply, timings and the lead.
         #[arg(long, default_value = "call.json")]
         json: PathBuf,
-        /// Speech model from the manifest.
-        #[arg(long, default_value = "whisper-base")]
-        model: String,
+        /// Speech model from the manifest (default: whisper-base-q8_0, or
+        /// whisper-base where only that is installed).
+        #[arg(long)]
+        model: Option<String>,
         /// Also store the call and its lead in this store (queued for sync).
         #[arg(long, value_name = "DB")]
         store: Option<PathBuf>,

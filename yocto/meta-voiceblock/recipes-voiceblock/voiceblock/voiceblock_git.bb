@@ -77,6 +77,19 @@ do_install:append() {
 
 FILES:${PN} += "${systemd_system_unitdir}/voiceblock.service"
 
+# The default speech model, whisper base in q8_0, has no upstream file with
+# the pinned bytes: at first boot it is made from the f16 base that
+# voiceblock-models installs (requantized on the box and checked against the
+# manifest's sha256; no download). Should that fail, the daemon runs on the
+# f16 base and logs how to make the default.
+pkg_postinst_ontarget:${PN}[doc] = "Makes the default speech model (whisper base q8_0) from the installed f16 base"
+pkg_postinst_ontarget:${PN}() {
+    if [ -f ${datadir}/voiceblock/models/ggml-base.bin ]; then
+        VOICEBLOCK_MODELS=${datadir}/voiceblock/models \
+            ${bindir}/voiceblock models fetch --only whisper-base-q8_0 || true
+    fi
+}
+
 # onnxruntime (for Piper) is dlopened at run time from the models directory
 # (`ort` with load-dynamic: nothing is downloaded or linked at build time);
 # voiceblock-models ships it with the voices and whisper models.
