@@ -93,10 +93,25 @@ pub(crate) async fn run(
     // Claimed jobs whose dial has not yet taken an agent slot.
     let starting = Arc::new(AtomicUsize::new(0));
     loop {
-        let pause = match next_step(&d, &starting, &cancel, on_answer.clone()) {
-            Ok(p) => p,
-            Err(e) => {
+        // The step reads and writes the store (SQLite, fsync on commit):
+        // off the runtime's worker threads, which carry the calls' media.
+        let step = {
+            let (d, starting, cancel, on_answer) = (
+                d.clone(),
+                starting.clone(),
+                cancel.clone(),
+                on_answer.clone(),
+            );
+            tokio::task::spawn_blocking(move || next_step(&d, &starting, &cancel, on_answer)).await
+        };
+        let pause = match step {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
                 tracing::error!(error = %e, "outbound queue: store");
+                Duration::from_secs(5)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "outbound queue: the step failed");
                 Duration::from_secs(5)
             }
         };
@@ -152,7 +167,9 @@ fn next_step(
                 call_id: None,
                 detail: Some("dev mode: not dialled"),
             };
-            if let Err(e) = d.store.queue_finish(&job.id, n, &end, &Finish::Done) {
+            let id = job.id.clone();
+            let stored = blocking(&d, move |s| s.queue_finish(&id, n, &end, &Finish::Done)).await;
+            if let Err(e) = stored {
                 tracing::error!(job = %job.id, error = %e, "outbound: recording the attempt");
             }
             d.wake.notify_one();
@@ -173,7 +190,8 @@ fn next_step(
             Err(SipError::NotAccepting(why)) => {
                 tracing::info!(job = %job.id, why, "outbound: not placed, retrying shortly");
                 let at = now + LIMIT_RETRY.as_millis() as i64;
-                if let Err(e) = d.store.queue_release(&job.id, n, at) {
+                let id = job.id.clone();
+                if let Err(e) = blocking(&d, move |s| s.queue_release(&id, n, at)).await {
                     tracing::error!(job = %job.id, error = %e, "outbound: store");
                 }
                 d.wake.notify_one();
@@ -193,13 +211,18 @@ fn next_step(
         let call_id = call.as_ref().map(|c| c.info.call_id.clone());
         let next = policy.after(result, n, now);
         tracing::info!(job = %job.id, attempt = n, result = result.as_str(), ?code, next = ?next, "outbound: attempt ended");
-        let end = AttemptEnd {
-            result: result.as_str(),
-            sip_code: code,
-            call_id: call_id.as_deref(),
-            detail: detail.as_deref(),
-        };
-        if let Err(e) = d.store.queue_finish(&job.id, n, &end, &finish_of(next)) {
+        let id = job.id.clone();
+        let stored = blocking(&d, move |s| {
+            let end = AttemptEnd {
+                result: result.as_str(),
+                sip_code: code,
+                call_id: call_id.as_deref(),
+                detail: detail.as_deref(),
+            };
+            s.queue_finish(&id, n, &end, &finish_of(next))
+        })
+        .await;
+        if let Err(e) = stored {
             tracing::error!(job = %job.id, error = %e, "outbound: recording the attempt");
         }
         if let Some(call) = call {
@@ -208,6 +231,19 @@ fn next_step(
         d.wake.notify_one();
     });
     Ok(Duration::ZERO)
+}
+
+/// Runs a store call on the blocking pool (SQLite commits wait for the
+/// disk), so the runtime's threads keep moving media.
+async fn blocking<T: Send + 'static>(
+    d: &Arc<Dialler>,
+    f: impl FnOnce(&Store) -> Result<T, vb_store::StoreError> + Send + 'static,
+) -> Result<T, String> {
+    let d = d.clone();
+    match tokio::task::spawn_blocking(move || f(&d.store)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the store call failed: {e}")),
+    }
 }
 
 /// From `now` to `at` (ms), at most [`IDLE_POLL`], at least 10 ms.
