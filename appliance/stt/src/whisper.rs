@@ -513,11 +513,23 @@ fn plain_params(threads: c_int, lang: Lang) -> FullParams<'static, 'static> {
     p
 }
 
-/// A counting semaphore for decodes, shared by a model's transcribers.
+/// A counting semaphore for decodes, shared by a model's transcribers,
+/// handed out first come, first served: with more calls than slots, the
+/// caller who stopped talking first is transcribed first (a condvar alone
+/// wakes an arbitrary waiter, and a newcomer could take a slot ahead of
+/// one that had waited a second).
 #[derive(Debug)]
 struct DecodeSlots {
-    free: std::sync::Mutex<usize>,
+    state: std::sync::Mutex<SlotQueue>,
     freed: std::sync::Condvar,
+}
+
+/// Free slots and the tickets waiting for one, oldest first.
+#[derive(Debug)]
+struct SlotQueue {
+    free: usize,
+    next_ticket: u64,
+    waiting: std::collections::VecDeque<u64>,
 }
 
 /// A taken decode slot; given back on drop.
@@ -525,35 +537,53 @@ struct DecodeSlot<'a>(&'a DecodeSlots);
 
 impl Drop for DecodeSlot<'_> {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.0.freed.notify_one();
+        self.0.lock().free += 1;
+        // Every waiter looks; only the oldest takes it.
+        self.0.freed.notify_all();
     }
 }
 
 impl DecodeSlots {
     fn new(n: usize) -> Self {
         Self {
-            free: std::sync::Mutex::new(n),
+            state: std::sync::Mutex::new(SlotQueue {
+                free: n,
+                next_ticket: 0,
+                waiting: std::collections::VecDeque::new(),
+            }),
             freed: std::sync::Condvar::new(),
         }
     }
 
-    /// Waits for a slot until `guard` says stop (cancelled or past the
-    /// deadline): `None` then.
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotQueue> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a slot, in arrival order, until `guard` says stop
+    /// (cancelled or past the deadline): `None` then.
     fn take(&self, guard: &AbortGuard) -> Option<DecodeSlot<'_>> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = self.lock();
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.waiting.push_back(ticket);
         loop {
-            if *free > 0 {
-                *free -= 1;
+            if q.free > 0 && q.waiting.front() == Some(&ticket) {
+                q.free -= 1;
+                q.waiting.pop_front();
+                // A second free slot goes to the next in line.
+                self.freed.notify_all();
                 return Some(DecodeSlot(self));
             }
             if guard.check() {
+                q.waiting.retain(|&t| t != ticket);
+                // The one behind may now be first.
+                self.freed.notify_all();
                 return None;
             }
             // Woken when a slot frees; the timeout lets a cancel be seen.
-            free = self
+            q = self
                 .freed
-                .wait_timeout(free, Duration::from_millis(20))
+                .wait_timeout(q, Duration::from_millis(20))
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
@@ -663,6 +693,53 @@ mod tests {
         assert_eq!(padded[800], 0.0);
         let long = vec![0.5; 20_000];
         assert!(matches!(pad(&long), Cow::Borrowed(_)));
+    }
+
+    fn open_guard() -> AbortGuard {
+        AbortGuard {
+            cancel: crate::CancelFlag::new(),
+            deadline: Instant::now() + Duration::from_secs(60),
+            fired: AtomicU8::new(AbortGuard::NOT_FIRED),
+        }
+    }
+
+    #[test]
+    fn decode_slots_go_to_waiters_in_arrival_order() {
+        let slots = Arc::new(DecodeSlots::new(1));
+        let held = slots.take(&open_guard()).expect("a free slot");
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..4 {
+            let (mine, order) = (slots.clone(), order.clone());
+            waiters.push(std::thread::spawn(move || {
+                let slot = mine.take(&open_guard()).expect("a slot in turn");
+                order.lock().unwrap().push(i);
+                std::thread::sleep(Duration::from_millis(5));
+                drop(slot);
+            }));
+            // Each waiter has its ticket before the next arrives.
+            while slots.lock().waiting.len() < i + 1 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        drop(held);
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_waiter_that_gives_up_leaves_the_line() {
+        let slots = DecodeSlots::new(1);
+        let held = slots.take(&open_guard()).expect("a free slot");
+        let cancelled = open_guard();
+        cancelled.cancel.cancel();
+        assert!(slots.take(&cancelled).is_none());
+        assert!(slots.lock().waiting.is_empty());
+        drop(held);
+        // The slot is free again and nobody stale is ahead in line.
+        assert!(slots.take(&open_guard()).is_some());
     }
 
     #[test]

@@ -40,6 +40,8 @@ const CALLER: [&str; 5] = [
     "Friday after six.",
     "Yes, that is correct.",
 ];
+/// Longest delay between two callers' first dials.
+const MAX_STAGGER_MS: u32 = 60_000;
 /// A robot frame with voice: RMS above this (full scale 1.0).
 const VOICE_RMS: f32 = 0.01;
 /// The robot has finished talking after this much silence.
@@ -61,6 +63,9 @@ pub struct WireArgs {
     pub api_load: usize,
     /// The daemon's `--stt-at-pause` settings to compare.
     pub stt_at_pause: Vec<u32>,
+    /// Delays between the callers' first dials to compare, in ms (0: all
+    /// at once, in step).
+    pub stagger_ms: Vec<u32>,
 }
 
 /// One caller turn.
@@ -385,8 +390,15 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
         crate::daemon::parse_stt_at_pause(&p.to_string())
             .map_err(|e| anyhow::anyhow!("--stt-at-pause: {e}"))?;
     }
-    if args.models.is_empty() || args.turns == 0 || args.stt_at_pause.is_empty() {
-        bail!("name at least one speech model, one turn and one --stt-at-pause setting");
+    if args.models.is_empty()
+        || args.turns == 0
+        || args.stt_at_pause.is_empty()
+        || args.stagger_ms.is_empty()
+    {
+        bail!("name at least one speech model, one turn, one --stt-at-pause and one --stagger-ms setting");
+    }
+    if let Some(bad) = args.stagger_ms.iter().find(|&&s| s > MAX_STAGGER_MS) {
+        bail!("--stagger-ms {bad}: at most {MAX_STAGGER_MS} ms between callers");
     }
     let lines = Arc::new(caller_audio(models)?);
     let max_level = args.levels.iter().copied().max().unwrap_or(1);
@@ -395,8 +407,8 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
     // two cores, so its clients run at low priority like the API itself
     // (one thread, nice 10) rather than outrun the call they measure.
     let load_rt = crate::daemon::api_runtime()?;
-    println!("| speech model | STT at pause | calls at once | caller turns | heard p50 | heard p95 | box wire p50 | box wire p95 | box wire p95 without number turns | endpoint / STT / first TTS audio p50 | no reply | daemon CPU per call | daemon RSS |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| speech model | STT at pause | calls at once | calls start | caller turns | heard p50 | heard p95 | box wire p50 | box wire p95 | box wire p95 without number turns | endpoint / STT / first TTS audio p50 | no reply | daemon CPU per call | daemon RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let runs = args
         .models
         .iter()
@@ -421,7 +433,21 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
             ms => format!("{ms} ms"),
         };
         let pid = daemon.child.id();
-        for &level in &args.levels {
+        // One call has nobody to start apart from: one run for level 1.
+        let plan = args.levels.iter().flat_map(|&l| {
+            let staggers = if l == 1 {
+                &args.stagger_ms[..1]
+            } else {
+                &args.stagger_ms[..]
+            };
+            staggers.iter().map(move |&s| (l, s))
+        });
+        for (level, stagger) in plan {
+            let start_label = match (level, stagger) {
+                (1, _) => "-".to_string(),
+                (_, 0) => "together".to_string(),
+                (_, ms) => format!("every {ms} ms"),
+            };
             let per_lane = args.turns.div_ceil(level).max(5);
             let cpu0 = cpu_seconds(pid)?;
             let t0 = Instant::now();
@@ -452,13 +478,13 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
                 let agent = Arc::new(agent);
                 let target = format!("sip:robot@127.0.0.1:{}", daemon.sip);
                 let mut tasks = Vec::new();
-                for _ in 0..level {
-                    tasks.push(tokio::spawn(lane(
-                        agent.clone(),
-                        target.clone(),
-                        lines.clone(),
-                        per_lane,
-                    )));
+                for i in 0..level {
+                    let delay = Duration::from_millis(u64::from(stagger) * i as u64);
+                    let (agent, target, lines) = (agent.clone(), target.clone(), lines.clone());
+                    tasks.push(tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        lane(agent, target, lines, per_lane).await
+                    }));
                 }
                 let mut all = Vec::new();
                 for t in tasks {
@@ -484,7 +510,7 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
             // as a share of one core.
             let per_call = cpu / (wall * level as f64);
             println!(
-                "| {model} | {pause_label} | {level} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} / {:.0} / {:.0} ms | {no_reply} | {:.0}% of a core | {:.0} MiB |",
+                "| {model} | {pause_label} | {level} | {start_label} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} / {:.0} / {:.0} ms | {no_reply} | {:.0}% of a core | {:.0} MiB |",
                 turns.len(),
                 percentile(&heard, 50.0),
                 percentile(&heard, 95.0),
@@ -499,7 +525,7 @@ pub fn wire(models: &Models, args: WireArgs) -> Result<()> {
             );
             if let Some((ms, failed)) = api {
                 println!(
-                    "|  |  | API under load: {} clients, {} answered, {failed} refused or failed, p50 {:.1} ms, p99 {:.1} ms |  |  |  |  |  |  |  |  |  |  |",
+                    "|  |  | API under load: {} clients, {} answered, {failed} refused or failed, p50 {:.1} ms, p99 {:.1} ms |  |  |  |  |  |  |  |  |  |  |  |",
                     args.api_load,
                     ms.len(),
                     percentile(&ms, 50.0),

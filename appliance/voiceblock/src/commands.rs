@@ -85,6 +85,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 levels,
                 api_load,
                 stt_at_pause,
+                stagger_ms,
             } => crate::bench_wire::wire(
                 &models,
                 crate::bench_wire::WireArgs {
@@ -93,6 +94,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     levels,
                     api_load,
                     stt_at_pause,
+                    stagger_ms,
                 },
             ),
             BenchWhat::Api {

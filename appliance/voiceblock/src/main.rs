@@ -272,7 +272,7 @@ pub enum BenchWhat {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "whisper-base,whisper-tiny.en"
+            default_value = "whisper-base-q8_0,whisper-tiny.en"
         )]
         models: Vec<String>,
         /// Caller turns per level (at least 5 per caller).
@@ -289,6 +289,12 @@ pub enum BenchWhat {
         /// (0: recognition starts at the endpoint).
         #[arg(long, value_delimiter = ',', default_value = "0,200")]
         stt_at_pause: Vec<u32>,
+        /// How the calls of a level start, comma-separated: 0 all at once
+        /// (the callers then speak the same lines in step, so every turn
+        /// ends together: the worst case), N: caller i dials i x N ms after
+        /// the first, as calls that arrive at different times.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        stagger_ms: Vec<u32>,
     },
     /// HTTP API latency under concurrent clients (run it against a daemon,
     /// idle and while calls run): each client opens a connection per request.
