@@ -258,9 +258,12 @@ fn the_transcript_made_at_the_pause_answers_and_a_pause_inside_a_sentence_is_not
         .find(|t| !t.caller_transcript.is_empty())
         .unwrap_or_else(|| panic!("the caller was not heard: {:#?}", record.turns));
     let heard = turn.caller_transcript.to_lowercase();
-    // One turn with both halves: the pause inside did not end it.
+    // One turn with both halves: the pause inside did not end it. What is
+    // checked is the turn, not the words: in one CI run whisper heard the
+    // second half as "and anita plummer" (its temperature fallback samples,
+    // so a loaded machine can get other words), still both halves in one.
     assert!(
-        heard.contains("john smith") && heard.contains("plumber"),
+        heard.contains("john smith") && heard.contains("plum"),
         "one turn with both halves: {heard:?}"
     );
     // Its transcript was made at the final pause, before the endpoint: the
