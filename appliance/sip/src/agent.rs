@@ -793,6 +793,7 @@ impl SipAgent {
             session_id,
             session_version: 1,
             prefer: self.inner.config.prefer,
+            info_key: None,
             _slot: slot,
         };
         tokio::spawn(leg.run());
@@ -982,6 +983,13 @@ struct Leg {
     session_id: u64,
     session_version: u64,
     prefer: Codec,
+    /// A key from SIP INFO whose 200 is queued but maybe not yet sent.
+    /// rsipstack sends the reply from the dialog's own task and only then
+    /// moves the dialog back to Confirmed; the key is handed to the call
+    /// on that next state, so a transfer it starts cannot put a REFER on
+    /// the wire ahead of the INFO's 200 (strict peers such as SIPp refuse
+    /// it out of order).
+    info_key: Option<char>,
     _slot: Slot,
 }
 
@@ -1104,6 +1112,11 @@ impl Leg {
         transfer: &mut Option<oneshot::Sender<Result<(), SipError>>>,
         transfer_deadline: &mut Option<tokio::time::Instant>,
     ) -> bool {
+        if !matches!(state, DialogState::Info(..)) {
+            if let Some(d) = self.info_key.take() {
+                let _ = self.line.try_send(LineEvent::Dtmf(d));
+            }
+        }
         match state {
             DialogState::Terminated(_, reason) => {
                 self.set_reason(&terminated_reason(&reason));
@@ -1150,13 +1163,14 @@ impl Leg {
                 }
             }
             DialogState::Info(_, req, handle) => {
-                // Answered before the key reaches the call: the key can
-                // start a transfer, and a REFER must not overtake the 200
-                // (a strict peer such as SIPp refuses it out of order).
+                // The key waits in `info_key` for the state that follows
+                // the sent 200 (see there).
                 let _ = handle.reply(StatusCode::OK).await;
                 let body = String::from_utf8_lossy(&req.body);
                 if let Some(d) = info_digit(&body) {
-                    let _ = self.line.try_send(LineEvent::Dtmf(d));
+                    if let Some(earlier) = self.info_key.replace(d) {
+                        let _ = self.line.try_send(LineEvent::Dtmf(earlier));
+                    }
                 }
             }
             DialogState::Options(_, _, handle) => {

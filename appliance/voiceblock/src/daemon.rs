@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
@@ -499,13 +499,30 @@ pub(crate) struct Engines {
     pub(crate) voice: String,
 }
 
-/// Engines for up to `max_calls` calls, created on first use and kept.
+/// How long a call waits for an engine set when `cap` sets are open and
+/// none is idle: a call that just ended hands its set back within this
+/// (its SIP slot frees on BYE, a moment before its call loop returns).
+const ENGINE_WAIT: Duration = Duration::from_secs(3);
+
+/// The engine sets: idle ones, and how many exist.
+#[derive(Default)]
+struct Sets {
+    idle: Vec<Engines>,
+    open: usize,
+}
+
+/// Engines for up to `cap` calls (`max_calls`), created on first use and
+/// kept. Never more than `cap` sets exist: a whisper state and a Piper
+/// session each cost tens of MB, and on a Pi the memory is the limit.
 pub(crate) struct Pool {
     models: Models,
     pub(crate) model: String,
     threads: usize,
     language: String,
-    free: Mutex<Vec<Engines>>,
+    sets: Mutex<Sets>,
+    /// Signalled when a set is handed back or one failed to open.
+    returned: Condvar,
+    cap: usize,
     /// The whisper weights, loaded by the first engine set and shared by
     /// the others (each has its own decoding state).
     stt_model: Mutex<Option<vb_stt::WhisperModel>>,
@@ -542,15 +559,54 @@ impl Pool {
         Ok(Engines { stt, tts, voice })
     }
 
+    fn lock_sets(&self) -> std::sync::MutexGuard<'_, Sets> {
+        self.sets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An idle set, else a new one while fewer than `cap` exist, else the
+    /// first one handed back within [`ENGINE_WAIT`]; blocking (call from a
+    /// call's own thread).
     pub(crate) fn take(&self) -> Result<Engines> {
-        if let Some(e) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            return Ok(e);
+        let deadline = std::time::Instant::now() + ENGINE_WAIT;
+        let mut sets = self.lock_sets();
+        loop {
+            if let Some(e) = sets.idle.pop() {
+                return Ok(e);
+            }
+            if sets.open < self.cap {
+                sets.open += 1;
+                break;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                bail!(
+                    "all {} engine sets (max_calls) stayed busy for {} s",
+                    self.cap,
+                    ENGINE_WAIT.as_secs()
+                );
+            }
+            sets = self
+                .returned
+                .wait_timeout(sets, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
-        self.open()
+        drop(sets);
+        self.open().inspect_err(|_| {
+            self.lock_sets().open -= 1;
+            self.returned.notify_one();
+        })
     }
 
     pub(crate) fn give(&self, e: Engines) {
-        self.free.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+        self.lock_sets().idle.push(e);
+        self.returned.notify_one();
+    }
+
+    /// How many engine sets exist (idle or in a call).
+    #[cfg(test)]
+    fn open_sets(&self) -> usize {
+        self.lock_sets().open
     }
 }
 
@@ -1254,14 +1310,17 @@ pub(crate) fn prepare(
         model: models.stt_model(args.model.as_deref()),
         threads,
         language: robot.language.code().to_string(),
-        free: Mutex::new(Vec::new()),
+        sets: Mutex::new(Sets::default()),
+        returned: Condvar::new(),
+        cap: sets.max(1),
         stt_model: Mutex::new(None),
         phrases: Mutex::new(None),
         llm: crate::commands::load_llm(&robot)?,
     });
     let greeting = vb_dialog::Dialog::new(&robot).start();
-    for _ in 0..sets.max(1) {
-        let mut set = pool.open()?;
+    let mut ready = Vec::with_capacity(pool.cap);
+    for _ in 0..pool.cap {
+        let mut set = pool.take()?;
         {
             let mut engine = CallEngine::new(
                 &mut set.stt,
@@ -1274,6 +1333,9 @@ pub(crate) fn prepare(
             );
             engine.speak(&greeting)?;
         }
+        ready.push(set);
+    }
+    for set in ready {
         pool.give(set);
     }
     Ok((pool, robot))
@@ -1811,6 +1873,40 @@ pub fn call(models: &Models, target: &str, args: LineArgs, threads: usize) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LineArgs,
+    }
+
+    /// Real engines (tiny.en and Piper from the model cache): a call that
+    /// finds every set in use waits for one handed back instead of opening
+    /// one more, and is refused, naming the limit, when none comes back.
+    #[test]
+    fn engine_sets_never_exceed_max_calls() {
+        use clap::Parser;
+        let models = Models::open(None);
+        let line = Cli::parse_from(["run", "--model", "whisper-tiny.en"]);
+        let (pool, _robot) = prepare(&models, &line.args, 1, 2).unwrap();
+        assert_eq!(pool.open_sets(), 2);
+        let a = pool.take().unwrap();
+        let b = pool.take().unwrap();
+        let waiter = {
+            let pool = pool.clone();
+            std::thread::spawn(move || pool.take())
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!waiter.is_finished(), "a third set was opened");
+        pool.give(a);
+        let c = waiter.join().unwrap().unwrap();
+        assert_eq!(pool.open_sets(), 2);
+        let err = pool.take().err().expect("no set was free").to_string();
+        assert!(err.contains("all 2 engine sets (max_calls)"), "{err}");
+        assert_eq!(pool.open_sets(), 2);
+        pool.give(b);
+        pool.give(c);
+    }
 
     #[test]
     fn stt_at_pause_is_checked_against_the_endpointer() {
