@@ -627,19 +627,6 @@ impl SipAgent {
 
     async fn on_invite(self, mut tx: Transaction) {
         let started = SystemTime::now();
-        let slot = match self.take_slot() {
-            Ok(s) => s,
-            Err(why) => {
-                let code = if why == "shutting down" {
-                    StatusCode::ServiceUnavailable
-                } else {
-                    StatusCode::BusyHere
-                };
-                tracing::info!(reason = why, "INVITE refused with {code}");
-                let _ = tx.reply(code).await;
-                return;
-            }
-        };
         let from = tx
             .original
             .from_header()
@@ -662,10 +649,27 @@ impl SipAgent {
                 return;
             }
         };
+        // The slot is taken only for an INVITE that can become a call, and
+        // every refusal below lets go of it before its answer goes out: a
+        // peer that calls again on the answer must find the slot free.
+        let slot = match self.take_slot() {
+            Ok(s) => s,
+            Err(why) => {
+                let code = if why == "shutting down" {
+                    StatusCode::ServiceUnavailable
+                } else {
+                    StatusCode::BusyHere
+                };
+                tracing::info!(reason = why, "INVITE refused with {code}");
+                let _ = tx.reply(code).await;
+                return;
+            }
+        };
         let socket = match RtpSocket::bind(self.inner.media_ip, self.inner.config.rtp_ports).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "no media port: 503");
+                drop(slot);
                 let _ = tx.reply(StatusCode::ServiceUnavailable).await;
                 return;
             }
@@ -679,6 +683,7 @@ impl SipAgent {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "INVITE not accepted");
+                drop(slot);
                 let _ = tx.reply(StatusCode::ServerInternalError).await;
                 return;
             }

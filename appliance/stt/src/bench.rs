@@ -240,7 +240,7 @@ pub fn window_sweep(
                 let ms = start.elapsed().as_secs_f64() * 1000.0;
                 times.push(ms);
                 let reference = clip.reference.as_deref().unwrap_or_default();
-                let n = reference.split_whitespace().count();
+                let n = crate::wer::wer_words(reference).len();
                 let wer = word_error_rate(reference, &out.text);
                 words += n;
                 errors += wer * n as f32;

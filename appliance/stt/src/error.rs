@@ -142,6 +142,14 @@ pub enum SttError {
         /// The deadline ([`crate::window::Budget::deadline_ms`]).
         deadline_ms: u64,
     },
+    /// A recording of the test corpus ([`crate::corpus`]) is missing or unreadable.
+    #[error("{}: {problem}", path.display())]
+    Corpus {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// whisper.cpp failed for another reason.
     #[error("whisper.cpp failed while {stage}: {source}")]
     Whisper {

@@ -34,10 +34,12 @@
 //! - [`echo`]: ends a decode that starts saying its phrase again.
 //! - [`filter`]: the hallucination filter (pure).
 //! - [`wer`]: word error rate, for tests and benchmarks.
+//! - [`corpus`]: recordings of people with transcripts, for tests and benchmarks.
 //! - [`mod@bench`]: this crate's path against plain whisper.cpp, side by side.
 //! - [`SttError`]: the crate's error type.
 
 pub mod bench;
+pub mod corpus;
 pub mod echo;
 pub mod error;
 pub mod filter;

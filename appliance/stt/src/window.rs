@@ -23,10 +23,23 @@
 //!
 //! (WER over all 20 lines, median time per line.) 320 is the lowest floor
 //! with no loss against 768 for base, and tiny.en's one extra error there
-//! is a loop the filter trims; at 256 both mis-hear and loop. Russian
-//! stays at 1024: the sweep's Russian lines (espeak through the phone path)
-//! were unintelligible to base at every window, so there is no evidence to
-//! go lower.
+//! is a loop the filter trims; at 256 both mis-hear and loop.
+//!
+//! Russian stayed at 1024 while the only Russian test speech was espeak's,
+//! which base could not make out at any window. People's speech settled it
+//! (`voiceblock bench stt-window --human`, docs/benchmarks.md, 2026-11-30):
+//! 24 Russian telephone prompts recorded by a person, 1-5 s, sent through
+//! the phone path, base q8_0:
+//!
+//! | floor | 256 | 320 | 384 | 512 | 768 | 1024 |
+//! |-------|-----|-----|-----|-----|-----|------|
+//! | WER   | 0.131 | 0.131 | 0.124 | 0.124 | 0.124 | 0.131 |
+//! | median, ms | 152 | 182 | 213 | 277 | 443 | 698 |
+//!
+//! So base's Russian floor is 384: no word lost against 1024 and a third
+//! of the time. The same sweep on ten English recordings of people gave
+//! base 0.054 at 320 and 0.043 at 384 and above (one clip, "five five",
+//! flips), which keeps English at 320.
 //!
 //! So the rule is: a per-model, per-language floor, grown with the clip (50
 //! encoder frames per second plus a margin of trailing padding) and capped
@@ -60,8 +73,8 @@ pub struct WindowFloors {
 }
 
 impl WindowFloors {
-    /// whisper base: 320 costs English nothing; Russian needs 1024.
-    pub const BASE: Self = Self { en: 320, ru: 1024 };
+    /// whisper base: 320 costs English nothing, 384 costs Russian nothing.
+    pub const BASE: Self = Self { en: 320, ru: 384 };
     /// whisper tiny / tiny.en: 320 for English (loops there are trimmed by
     /// the filter); multilingual tiny's Russian is unmeasured, so 1024.
     pub const TINY: Self = Self { en: 320, ru: 1024 };
@@ -157,7 +170,7 @@ mod tests {
     #[test]
     fn short_clips_get_the_language_floor() {
         assert_eq!(audio_ctx_for(2000, WindowFloors::BASE.en), 320);
-        assert_eq!(audio_ctx_for(2000, WindowFloors::BASE.ru), 1024);
+        assert_eq!(audio_ctx_for(2000, WindowFloors::BASE.ru), 384);
         // 5 s = 250 frames + 64 margin = 314 -> still the floor.
         assert_eq!(audio_ctx_for(5000, WindowFloors::BASE.en), 320);
         // 10 s = 500 + 64 = 564 -> 576, past the floor.
@@ -195,7 +208,7 @@ mod tests {
             WindowFloors::for_model_type("medium"),
             WindowFloors::UNMEASURED
         );
-        assert_eq!(WindowFloors::BASE.for_unknown(), 1024);
+        assert_eq!(WindowFloors::BASE.for_unknown(), 384);
     }
 
     #[test]

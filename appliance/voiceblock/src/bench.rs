@@ -96,51 +96,71 @@ const WINDOW_CLIPS_RU: [&str; 8] = [
     "Сколько стоит доставка в Москву?",
 ];
 
-/// STT window floors: each clip spoken by the box's voices, sent through
-/// the phone path (8 kHz, mu-law, back to 16 kHz), transcribed once per
-/// model and floor.
-pub fn stt_window(models: &Models, floors: &[u32], which: &[String]) -> Result<()> {
-    let mut tts = models.tts()?;
+/// STT window floors: each clip spoken by the box's voices (or, with
+/// `human`, recorded by people: [`vb_stt::corpus`]), sent through the phone
+/// path (8 kHz, mu-law, back to 16 kHz), transcribed once per model and floor.
+pub fn stt_window(models: &Models, floors: &[u32], which: &[String], human: bool) -> Result<()> {
     let mut clips = Vec::new();
-    let lines = WINDOW_CLIPS_EN
-        .iter()
-        .map(|t| (Lang::En, "en", *t))
-        .chain(WINDOW_CLIPS_RU.iter().map(|t| (Lang::Ru, "ru", *t)));
-    for (i, (lang, code, text)) in lines.enumerate() {
-        let mut audio = Vec::new();
-        for s in tts.stream(code, text, 8_000, CancelToken::new())? {
-            audio.extend_from_slice(&s?.pcm.samples);
-        }
-        let law = vb_audio::g711::Law::Mu;
-        let phone: Vec<f32> = vb_audio::Pcm::new(8_000, audio)
-            .to_i16()
+    if human {
+        use vb_stt::corpus;
+        let en = corpus::pocketsphinx(&corpus::default_dir())?;
+        let ru = corpus::asterisk_ru(&corpus::default_ru_dir(), &corpus::ASTERISK_RU_PHRASES)?;
+        let langs = en
             .into_iter()
-            .map(|x| f32::from(law.decode(law.encode(x))) / 32768.0)
-            .collect();
-        let audio_16k = vb_stt::to_16k(&vb_audio::Pcm::new(8_000, phone))?.samples;
-        clips.push(BenchClip {
-            name: format!("{code}{i:02}"),
-            audio_16k,
-            lang,
-            reference: Some(text.to_string()),
-        });
+            .map(|r| (Lang::En, r))
+            .chain(ru.into_iter().map(|r| (Lang::Ru, r)));
+        for (lang, r) in langs {
+            clips.push(BenchClip {
+                name: r.id,
+                audio_16k: corpus::phone_path(&r.pcm)?.samples,
+                lang,
+                reference: Some(r.text),
+            });
+        }
+    } else {
+        let mut tts = models.tts()?;
+        let lines = WINDOW_CLIPS_EN
+            .iter()
+            .map(|t| (Lang::En, "en", *t))
+            .chain(WINDOW_CLIPS_RU.iter().map(|t| (Lang::Ru, "ru", *t)));
+        for (i, (lang, code, text)) in lines.enumerate() {
+            let mut audio = Vec::new();
+            for s in tts.stream(code, text, 8_000, CancelToken::new())? {
+                audio.extend_from_slice(&s?.pcm.samples);
+            }
+            let phone = vb_stt::corpus::phone_path(&vb_audio::Pcm::new(8_000, audio))?;
+            clips.push(BenchClip {
+                name: format!("{code}{i:02}"),
+                audio_16k: phone.samples,
+                lang,
+                reference: Some(text.to_string()),
+            });
+        }
     }
     let config = BenchConfig {
         models: stt_models(models, which)?,
         threads: 2,
         runs: 1,
     };
-    let rows = vb_stt::window_sweep(&config, &clips, floors).context("running the window sweep")?;
     println!(
-        "| model | floor | clips | WER | clips with WER > {} | median, ms | total, ms |",
+        "| model | language | floor | clips | WER | clips with WER > {} | median, ms | total, ms |",
         vb_stt::bench::BAD_CLIP_WER
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        println!(
-            "| {} | {} | {} | {:.3} | {} | {:.0} | {:.0} |",
-            r.model, r.floor, r.clips, r.wer, r.bad, r.median_ms, r.total_ms
-        );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    // One sweep per language, so each language's floor has its own rows.
+    for (lang, code) in [(Lang::En, "en"), (Lang::Ru, "ru")] {
+        let these: Vec<BenchClip> = clips.iter().filter(|c| c.lang == lang).cloned().collect();
+        if these.is_empty() {
+            continue;
+        }
+        let rows =
+            vb_stt::window_sweep(&config, &these, floors).context("running the window sweep")?;
+        for r in rows.into_iter().filter(|r| r.clips > 0) {
+            println!(
+                "| {} | {code} | {} | {} | {:.3} | {} | {:.0} | {:.0} |",
+                r.model, r.floor, r.clips, r.wer, r.bad, r.median_ms, r.total_ms
+            );
+        }
     }
     Ok(())
 }

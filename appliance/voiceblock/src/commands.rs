@@ -75,7 +75,8 @@ pub fn run(cli: Cli) -> Result<()> {
             BenchWhat::SttWindow {
                 floors,
                 models: stt,
-            } => bench::stt_window(&models, &floors, &stt),
+                human,
+            } => bench::stt_window(&models, &floors, &stt, human),
             BenchWhat::Tts { runs } => bench::tts(&models, runs),
             BenchWhat::Turn { calls } => bench::turn(&models, calls, cli.threads),
             BenchWhat::Rtp { seconds } => bench::rtp(seconds),

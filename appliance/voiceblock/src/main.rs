@@ -244,6 +244,11 @@ pub enum BenchWhat {
         /// for several (default: whisper-tiny.en and whisper-base).
         #[arg(long = "model")]
         models: Vec<String>,
+        /// Recordings of people (scripts/setup.d/60-speech.sh) instead of
+        /// the box's voices: ten English clips, 1-7 s, and 24 Russian
+        /// telephone prompts, 1-5 s.
+        #[arg(long)]
+        human: bool,
     },
     /// TTS time to first audio and real-time factor.
     Tts {
