@@ -25,8 +25,8 @@
 //! with no loss against 768 for base, and tiny.en's one extra error there
 //! is a loop the filter trims; at 256 both mis-hear and loop.
 //!
-//! Russian stayed at 1024 while the only Russian test speech was espeak's,
-//! which base could not make out at any window. People's speech settled it
+//! Russian stays at 1024. The espeak Russian of that sweep was beyond base
+//! at every window; people's speech gives the first evidence
 //! (`voiceblock bench stt-window --human`, docs/benchmarks.md, 2026-11-30):
 //! 24 Russian telephone prompts recorded by a person, 1-5 s, sent through
 //! the phone path, base q8_0:
@@ -36,10 +36,15 @@
 //! | WER   | 0.131 | 0.131 | 0.124 | 0.124 | 0.124 | 0.131 |
 //! | median, ms | 152 | 182 | 213 | 277 | 443 | 698 |
 //!
-//! So base's Russian floor is 384: no word lost against 1024 and a third
-//! of the time. The same sweep on ten English recordings of people gave
-//! base 0.054 at 320 and 0.043 at 384 and above (one clip, "five five",
-//! flips), which keeps English at 320.
+//! On these prompts 384 loses no word against 1024 in a third of the time.
+//! But the scripted Russian call (`appliance/call/tests/pipeline.rs`, a
+//! Festival voice dictating "восемь девятьсот шестнадцать ...") comes back
+//! with a wrong digit at 384 and at 512 and right at 1024, and no person
+//! dictating a Russian number has been recorded yet, hence 1024 for now;
+//! the next step is the smaller floor for every turn but the
+//! ones where the dialog waits for digits. The same sweep on ten English
+//! recordings of people gave base 0.054 at 320 and 0.043 at 384 and above
+//! (one clip, "five five", flips), which keeps English at 320.
 //!
 //! So the rule is: a per-model, per-language floor, grown with the clip (50
 //! encoder frames per second plus a margin of trailing padding) and capped
@@ -73,8 +78,10 @@ pub struct WindowFloors {
 }
 
 impl WindowFloors {
-    /// whisper base: 320 costs English nothing, 384 costs Russian nothing.
-    pub const BASE: Self = Self { en: 320, ru: 384 };
+    /// whisper base: 320 costs English nothing; Russian keeps 1024 (see
+    /// the module notes: 384 suits Russian sentences, not yet dictated
+    /// numbers).
+    pub const BASE: Self = Self { en: 320, ru: 1024 };
     /// whisper tiny / tiny.en: 320 for English (loops there are trimmed by
     /// the filter); multilingual tiny's Russian is unmeasured, so 1024.
     pub const TINY: Self = Self { en: 320, ru: 1024 };
@@ -170,7 +177,7 @@ mod tests {
     #[test]
     fn short_clips_get_the_language_floor() {
         assert_eq!(audio_ctx_for(2000, WindowFloors::BASE.en), 320);
-        assert_eq!(audio_ctx_for(2000, WindowFloors::BASE.ru), 384);
+        assert_eq!(audio_ctx_for(2000, WindowFloors::BASE.ru), 1024);
         // 5 s = 250 frames + 64 margin = 314 -> still the floor.
         assert_eq!(audio_ctx_for(5000, WindowFloors::BASE.en), 320);
         // 10 s = 500 + 64 = 564 -> 576, past the floor.
@@ -208,7 +215,7 @@ mod tests {
             WindowFloors::for_model_type("medium"),
             WindowFloors::UNMEASURED
         );
-        assert_eq!(WindowFloors::BASE.for_unknown(), 384);
+        assert_eq!(WindowFloors::BASE.for_unknown(), 1024);
     }
 
     #[test]
