@@ -9,12 +9,14 @@
 //! (errors over reference words) and sit a little above what was measured,
 //! which is written next to each.
 
-use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
+mod common;
+
+use common::{model, test_config};
 use vb_stt::corpus::{self, Recording};
 use vb_stt::{
-    wer::wer_words, word_error_rate, Lang, Language, TranscribeOptions, Transcriber, WhisperConfig,
+    wer::wer_words, word_error_rate, Lang, Language, TranscribeOptions, Transcriber,
     WhisperTranscriber,
 };
 
@@ -38,28 +40,7 @@ fn recordings() -> Vec<Recording> {
 }
 
 fn load(name: &str) -> WhisperTranscriber {
-    let dir = std::env::var_os("VOICEBLOCK_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/voiceblock/models")
-        });
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the model fetch step",
-        path.display()
-    );
-    // The deadline guards a box against stalls; a shared CI machine must
-    // not fail a correctness test on it.
-    let config = WhisperConfig {
-        budget: vb_stt::window::Budget {
-            base_deadline_ms: 120_000,
-            ..Default::default()
-        },
-        ..WhisperConfig::default()
-    };
-    WhisperTranscriber::load(&path, config).unwrap_or_else(|e| panic!("{name}: {e}"))
+    WhisperTranscriber::load(model(name), test_config()).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn russian() -> Vec<Recording> {

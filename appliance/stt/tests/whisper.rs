@@ -15,6 +15,9 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{model, test_config};
 use vb_stt::{
     word_error_rate, CancelFlag, FilterReason, Lang, Language, SttError, TranscribeOptions,
     Transcriber, Transcript, WhisperConfig, WhisperTranscriber,
@@ -25,38 +28,6 @@ const EN_5S: &str =
     "Good morning. My name is John Smith and I need a plumber for my kitchen tomorrow.";
 const RU_2S: &str = "Да, конечно. Спасибо большое.";
 const RU_5S: &str = "Спасибо, да, мне подходит время в пятницу после обеда.";
-
-fn models_dir() -> PathBuf {
-    match std::env::var_os("VOICEBLOCK_MODELS") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/voiceblock/models")
-        }
-    }
-}
-
-fn model(name: &str) -> PathBuf {
-    let path = models_dir().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the model fetch step or set VOICEBLOCK_MODELS",
-        path.display()
-    );
-    path
-}
-
-/// Correctness tests share the CI box with other builds: the deadline (a
-/// production guard against stalls) is lifted so load cannot fail them.
-fn test_config() -> WhisperConfig {
-    WhisperConfig {
-        budget: vb_stt::window::Budget {
-            base_deadline_ms: 120_000,
-            ..Default::default()
-        },
-        ..WhisperConfig::default()
-    }
-}
 
 /// One loaded model per test binary, used by one test at a time: the box has
 /// two cores, and parallel decodes would make the cancellation timing noise.
