@@ -183,6 +183,13 @@ impl<'a> CallEngine<'a> {
         }
     }
 
+    /// Tells recognition what the dialog waits for: while it waits for a
+    /// phone number, speech is recognised on the encoder window kept for
+    /// dictated digits (`vb_stt::window::WindowFloors::ru_digits`).
+    pub fn set_expect(&mut self, expect: Expect) {
+        self.stt_options.digits = expect == Expect::Digits;
+    }
+
     /// Output sample rate of robot audio.
     pub fn out_rate(&self) -> u32 {
         self.config.out_rate
@@ -212,6 +219,7 @@ impl<'a> CallEngine<'a> {
             (ASR_RATE as usize / 1000) * (hangover as usize + 200),
         ));
 
+        self.set_expect(expect);
         let mut vad = WebRtcVad::new(ASR_RATE, self.config.vad_aggressiveness)?;
         let mut ep = Endpointer::new(self.config.endpoint.clone())?;
         ep.set_patience(if expect == Expect::Digits {

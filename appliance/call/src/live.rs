@@ -740,6 +740,7 @@ pub fn run_call(
         shared
             .digits
             .store(responder.expect() == Expect::Digits, Ordering::SeqCst);
+        speaker.engine.set_expect(responder.expect());
         // The silence clock starts when the robot stops talking.
         let robot_left = Duration::from_millis(shared.playout.queued() as u64 / 8);
         let wait = (config.silence_timeout + robot_left).min(config.max_duration - elapsed);

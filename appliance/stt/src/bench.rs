@@ -122,7 +122,7 @@ pub fn bench(config: &BenchConfig, clips: &[BenchClip]) -> Result<BenchReport, S
     let runs = config.runs.max(1);
     let mut rows = Vec::new();
     for model in &config.models {
-        let (mut t, name) = load_untimed(model, config.threads)?;
+        let (mut t, name) = load_untimed(model, config.threads, true)?;
         for clip in clips {
             if clip.lang == Lang::Ru && !t.is_multilingual() {
                 continue;
@@ -188,6 +188,8 @@ pub struct WindowRow {
     pub model: String,
     /// Floor given to the window rule (0: the clip's own frames plus margin).
     pub floor: u32,
+    /// Whether whisper's temperature fallback was on ([`WhisperConfig::fallback`]).
+    pub fallback: bool,
     /// Clips transcribed.
     pub clips: usize,
     /// Word error rate over all clips (errors / reference words).
@@ -196,6 +198,8 @@ pub struct WindowRow {
     pub bad: usize,
     /// Median wall time per clip.
     pub median_ms: f64,
+    /// The slowest clip's wall time.
+    pub max_ms: f64,
     /// Sum of wall times.
     pub total_ms: f64,
 }
@@ -203,18 +207,24 @@ pub struct WindowRow {
 /// A clip whose word error rate is above this counts as a failed recognition.
 pub const BAD_CLIP_WER: f32 = 0.3;
 
-/// Every clip once per model and floor (after one warm-up transcription per
-/// model): what a lower window floor costs in accuracy and buys in time.
+/// Every clip once per model, temperature-fallback setting and floor (after
+/// one warm-up transcription per model): what a lower window floor, or
+/// decoding without whisper's fallback, costs in accuracy and buys in time.
 /// Per-clip results go to the log at info level, with the decoder's
 /// confidence, so the failures can be looked at.
 pub fn window_sweep(
     config: &BenchConfig,
     clips: &[BenchClip],
     floors: &[u32],
+    fallbacks: &[bool],
 ) -> Result<Vec<WindowRow>, SttError> {
     let mut rows = Vec::new();
-    for model in &config.models {
-        let (mut t, name) = load_untimed(model, config.threads)?;
+    for (model, &fallback) in config
+        .models
+        .iter()
+        .flat_map(|m| fallbacks.iter().map(move |f| (m, f)))
+    {
+        let (mut t, name) = load_untimed(model, config.threads, fallback)?;
         let usable: Vec<&BenchClip> = clips
             .iter()
             .filter(|c| c.lang == Lang::En || t.is_multilingual())
@@ -249,16 +259,18 @@ pub fn window_sweep(
                 }
                 let seg = out.segments.first();
                 tracing::info!(
-                    model = %name, floor, clip = %clip.name, audio_ms, audio_ctx = out.audio_ctx,
+                    model = %name, floor, fallback, clip = %clip.name, audio_ms, audio_ctx = out.audio_ctx,
                     ms = ms as u64, wer, tokens = seg.map(|s| s.tokens),
                     mean_logprob = seg.map(|s| s.mean_logprob), text = %out.raw_text,
                     "window sweep clip"
                 );
             }
             let total_ms = times.iter().sum();
+            let max_ms = times.iter().copied().fold(0.0, f64::max);
             rows.push(WindowRow {
                 model: name.clone(),
                 floor,
+                fallback,
                 clips: usable.len(),
                 wer: if words > 0 {
                     errors / words as f32
@@ -267,6 +279,7 @@ pub fn window_sweep(
                 },
                 bad,
                 median_ms: median(&mut times),
+                max_ms,
                 total_ms,
             });
         }
@@ -280,9 +293,11 @@ pub fn window_sweep(
 fn load_untimed(
     model: &std::path::Path,
     threads: usize,
+    fallback: bool,
 ) -> Result<(WhisperTranscriber, String), SttError> {
     let whisper_config = WhisperConfig {
         threads,
+        fallback,
         budget: Budget {
             base_deadline_ms: 600_000,
             ..Budget::default()

@@ -125,6 +125,10 @@ pub struct TranscribeOptions {
     /// Encoder window to use instead of the [`window`] rule (experiments,
     /// benchmarks); 1..=1500.
     pub audio_ctx: Option<u32>,
+    /// The caller is expected to dictate digits (the dialog asked for a
+    /// number): the window floor for digits applies
+    /// ([`window::WindowFloors::ru_digits`]).
+    pub digits: bool,
 }
 
 /// Result of language detection restricted to English and Russian.

@@ -44,6 +44,11 @@ pub struct WhisperConfig {
     /// 45 s late; queued, they finish one after another, and a clip whose
     /// deadline passes while it waits is dropped at once.
     pub concurrent_decodes: usize,
+    /// whisper's temperature fallback: a decode that fails whisper's
+    /// confidence checks (mean log-probability under -1, or a repetitive
+    /// text) is run again at temperatures 0.2, 0.4 ... 1.0, up to five more
+    /// decodes of the same clip.
+    pub fallback: bool,
 }
 
 impl Default for WhisperConfig {
@@ -54,6 +59,7 @@ impl Default for WhisperConfig {
             budget: Budget::default(),
             filter: FilterConfig::default(),
             concurrent_decodes: 0,
+            fallback: true,
         }
     }
 }
@@ -175,8 +181,8 @@ impl WhisperModel {
             })?;
         let threads = c_int::try_from(self.config.threads).unwrap_or(c_int::MAX);
         Ok(WhisperTranscriber {
-            tuned_en: tuned_params(threads, Lang::En),
-            tuned_ru: tuned_params(threads, Lang::Ru),
+            tuned_en: tuned_params(threads, Lang::En, self.config.fallback),
+            tuned_ru: tuned_params(threads, Lang::Ru, self.config.fallback),
             plain_en: plain_params(threads, Lang::En),
             plain_ru: plain_params(threads, Lang::Ru),
             path: self.path.clone(),
@@ -400,9 +406,9 @@ impl Transcriber for WhisperTranscriber {
 
         let (lang, detection, audio_ctx) = match plan {
             LangPlan::Fixed(lang) => {
-                let ctx = opts
-                    .audio_ctx
-                    .unwrap_or_else(|| audio_ctx_for(audio_ms, self.floors.for_lang(lang)));
+                let ctx = opts.audio_ctx.unwrap_or_else(|| {
+                    audio_ctx_for(audio_ms, self.floors.for_lang(lang, opts.digits))
+                });
                 (lang, None, ctx)
             }
             LangPlan::Detect => {
@@ -418,9 +424,9 @@ impl Transcriber for WhisperTranscriber {
                 }
                 // Detection needs the window that serves both languages; the
                 // decode re-encodes anyway, so it can use the detected one's.
-                let ctx = opts
-                    .audio_ctx
-                    .unwrap_or_else(|| audio_ctx_for(audio_ms, self.floors.for_lang(lang)));
+                let ctx = opts.audio_ctx.unwrap_or_else(|| {
+                    audio_ctx_for(audio_ms, self.floors.for_lang(lang, opts.digits))
+                });
                 (lang, Some(detection), ctx)
             }
         };
@@ -490,9 +496,12 @@ impl Transcriber for WhisperTranscriber {
 }
 
 /// Greedy, one candidate, no prompt carry-over, one segment, no timestamps:
-/// the cheapest decode that keeps whisper's temperature fallback.
-fn tuned_params(threads: c_int, lang: Lang) -> FullParams<'static, 'static> {
+/// the cheapest decode; whisper's temperature fallback when `fallback`.
+fn tuned_params(threads: c_int, lang: Lang, fallback: bool) -> FullParams<'static, 'static> {
     let mut p = plain_params(threads, lang);
+    if !fallback {
+        p.set_temperature_inc(0.0);
+    }
     p.set_no_context(true);
     p.set_single_segment(true);
     p.set_no_timestamps(true);

@@ -140,7 +140,7 @@ fn base_transcribes_russian() {
     let cyrillic = |t: &Transcript| t.text.chars().any(|c| ('а'..='я').contains(&c));
     let short = run(&mut t, "ru_2s.wav", Language::Ru);
     assert_eq!(short.language, Some(Lang::Ru));
-    assert_eq!(short.audio_ctx, 1024);
+    assert_eq!(short.audio_ctx, 384);
     assert!(cyrillic(&short), "{:?}", short.text);
     assert_close(&short, RU_2S, 0.75); // measured 0.5 ("Комещаю. Спасибо большое.")
     let long = run(&mut t, "ru_5s.wav", Language::Ru);
@@ -155,8 +155,8 @@ fn auto_detects_english_and_russian() {
     for (wav, lang, window) in [
         ("en_2s.wav", Lang::En, 320),
         ("en_5s.wav", Lang::En, 352),
-        ("ru_2s.wav", Lang::Ru, 1024),
-        ("ru_5s.wav", Lang::Ru, 1024),
+        ("ru_2s.wav", Lang::Ru, 384),
+        ("ru_5s.wav", Lang::Ru, 384),
     ] {
         let tr = run(&mut t, wav, Language::Auto);
         let det = tr.detection.expect("Auto reports detection");
@@ -228,7 +228,7 @@ fn cancellation_stops_decoding_quickly() {
     let opts = TranscribeOptions {
         language: Language::En,
         cancel,
-        audio_ctx: None,
+        ..TranscribeOptions::default()
     };
     let started = Instant::now();
     let err = t

@@ -98,8 +98,15 @@ const WINDOW_CLIPS_RU: [&str; 8] = [
 
 /// STT window floors: each clip spoken by the box's voices (or, with
 /// `human`, recorded by people: [`vb_stt::corpus`]), sent through the phone
-/// path (8 kHz, mu-law, back to 16 kHz), transcribed once per model and floor.
-pub fn stt_window(models: &Models, floors: &[u32], which: &[String], human: bool) -> Result<()> {
+/// path (8 kHz, mu-law, back to 16 kHz), transcribed once per model,
+/// temperature-fallback setting and floor.
+pub fn stt_window(
+    models: &Models,
+    floors: &[u32],
+    fallbacks: &[bool],
+    which: &[String],
+    human: bool,
+) -> Result<()> {
     let mut clips = Vec::new();
     if human {
         use vb_stt::corpus;
@@ -143,22 +150,30 @@ pub fn stt_window(models: &Models, floors: &[u32], which: &[String], human: bool
         runs: 1,
     };
     println!(
-        "| model | language | floor | clips | WER | clips with WER > {} | median, ms | total, ms |",
+        "| model | language | fallback | floor | clips | WER | clips with WER > {} | median, ms | slowest, ms | total, ms |",
         vb_stt::bench::BAD_CLIP_WER
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     // One sweep per language, so each language's floor has its own rows.
     for (lang, code) in [(Lang::En, "en"), (Lang::Ru, "ru")] {
         let these: Vec<BenchClip> = clips.iter().filter(|c| c.lang == lang).cloned().collect();
         if these.is_empty() {
             continue;
         }
-        let rows =
-            vb_stt::window_sweep(&config, &these, floors).context("running the window sweep")?;
+        let rows = vb_stt::window_sweep(&config, &these, floors, fallbacks)
+            .context("running the window sweep")?;
         for r in rows.into_iter().filter(|r| r.clips > 0) {
             println!(
-                "| {} | {code} | {} | {} | {:.3} | {} | {:.0} | {:.0} |",
-                r.model, r.floor, r.clips, r.wer, r.bad, r.median_ms, r.total_ms
+                "| {} | {code} | {} | {} | {} | {:.3} | {} | {:.0} | {:.0} | {:.0} |",
+                r.model,
+                if r.fallback { "on" } else { "off" },
+                r.floor,
+                r.clips,
+                r.wer,
+                r.bad,
+                r.median_ms,
+                r.max_ms,
+                r.total_ms
             );
         }
     }

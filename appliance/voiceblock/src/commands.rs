@@ -74,9 +74,10 @@ pub fn run(cli: Cli) -> Result<()> {
             BenchWhat::Stt { runs, models: stt } => bench::stt(&models, runs, &stt),
             BenchWhat::SttWindow {
                 floors,
+                fallback,
                 models: stt,
                 human,
-            } => bench::stt_window(&models, &floors, &stt, human),
+            } => bench::stt_window(&models, &floors, &fallback, &stt, human),
             BenchWhat::Tts { runs } => bench::tts(&models, runs),
             BenchWhat::Turn { calls } => bench::turn(&models, calls, cli.threads),
             BenchWhat::Rtp { seconds } => bench::rtp(seconds),

@@ -240,6 +240,11 @@ pub enum BenchWhat {
         /// Floors to compare, comma-separated (0: the clip's own length plus margin).
         #[arg(long, value_delimiter = ',', default_value = "0,256,384,512,768,1024")]
         floors: Vec<u32>,
+        /// whisper's temperature fallback settings to compare,
+        /// comma-separated (true: a decode failing whisper's confidence
+        /// checks is run again hotter, the box's default).
+        #[arg(long, value_delimiter = ',', default_value = "true")]
+        fallback: Vec<bool>,
         /// A whisper model, by manifest name or as a ggml file path; repeat
         /// for several (default: whisper-tiny.en and whisper-base).
         #[arg(long = "model")]
