@@ -263,11 +263,15 @@ enum Heard8k {
     },
     /// The caller paused (not yet the end): the utterance so far, to
     /// recognise speculatively. `cancel` is raised when the caller speaks
-    /// again; an `Utterance` with the same `end_ms` confirms it.
+    /// again; an `Utterance` with the same `end_ms` confirms it. The call
+    /// loop raises `whole_number` when the transcript holds a whole phone
+    /// number the dialog asked for: this pause then ends the utterance
+    /// with the normal hangover, not the digits' patience.
     Pause {
         audio: Vec<i16>,
         end_ms: u64,
         cancel: CancelFlag,
+        whole_number: Arc<AtomicBool>,
     },
     /// The caller started talking: silence timers restart.
     SpeechStarted,
@@ -776,6 +780,7 @@ pub fn run_call(
                 audio,
                 end_ms,
                 cancel,
+                whole_number,
             }) => {
                 speculated = None;
                 if cancel.is_cancelled() {
@@ -784,6 +789,9 @@ pub fn run_call(
                 let t0 = Instant::now();
                 let heard = recognise(speaker.engine, &audio, Some(&cancel))?;
                 if let Some(heard) = heard.filter(|_| !cancel.is_cancelled()) {
+                    if responder.hears_whole_number(&heard.text) {
+                        whole_number.store(true, Ordering::SeqCst);
+                    }
                     // The script's reply to it is known already: its first
                     // sentence is synthesized while the endpoint is confirmed.
                     if let Some(reply) = responder
@@ -1028,8 +1036,9 @@ fn listen(
     let mut during_robot = false;
     let mut barged = false;
     // The speculation offered at the caller's last pause, until the caller
-    // speaks again (then it is cancelled) or the end confirms it.
-    let mut speculation: Option<CancelFlag> = None;
+    // speaks again (then it is cancelled) or the end confirms it, with its
+    // mark for a whole phone number heard.
+    let mut speculation: Option<(CancelFlag, Arc<AtomicBool>)> = None;
     loop {
         if closed.load(Ordering::SeqCst) {
             break;
@@ -1061,7 +1070,12 @@ fn listen(
         if let Some(tap) = &shared.recorder {
             tap.frame(&frame);
         }
-        ep.set_patience(if shared.digits.load(Ordering::SeqCst) {
+        // Digits patience while a number is asked for, unless the caller's
+        // words at this pause already hold a whole one.
+        let whole = speculation
+            .as_ref()
+            .is_some_and(|(_, w)| w.load(Ordering::SeqCst));
+        ep.set_patience(if shared.digits.load(Ordering::SeqCst) && !whole {
             Patience::Digits
         } else {
             Patience::Normal
@@ -1076,7 +1090,7 @@ fn listen(
             speech = false;
         }
         if speech {
-            if let Some(c) = speculation.take() {
+            if let Some((c, _)) = speculation.take() {
                 c.cancel();
             }
         }
@@ -1086,13 +1100,15 @@ fn listen(
                     continue;
                 }
                 let cancel = CancelFlag::new();
-                speculation = Some(cancel.clone());
+                let whole_number = Arc::new(AtomicBool::new(false));
+                speculation = Some((cancel.clone(), whole_number.clone()));
                 // Full policy: dropped. A speculation is only a head start;
                 // the end still comes as an utterance.
                 let _ = out.try_send(Heard8k::Pause {
                     audio,
                     end_ms,
                     cancel,
+                    whole_number,
                 });
             }
             Some(EndpointEvent::SpeechStart { .. }) => {

@@ -75,6 +75,9 @@ impl Line for Control {
     }
 }
 
+/// Held by each [`echo_call`] for the whole call.
+static ONE_CALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A call with the reception robot (whisper base, Piper) over an
 /// [`EchoLine`] (60 ms round trip, -10 dB), the caller's audio (made by
 /// `caller` with the call's own TTS) starting at frame `caller_at`: the
@@ -90,6 +93,10 @@ fn echo_call(
     Vec<usize>,
     Arc<Playout>,
 ) {
+    // One call at a time: the callers speak at fixed seconds of the call,
+    // and with four calls loading whisper and Piper and running at once on
+    // two cores the robot's greeting came late enough to meet the caller.
+    let _one_at_a_time = ONE_CALL.lock().unwrap_or_else(|e| e.into_inner());
     let models = Models::open(None);
     let robot = Robot::builtin("reception-en").unwrap();
     let mut stt = models.transcriber("whisper-base", 2).unwrap();
@@ -277,4 +284,94 @@ fn the_transcript_made_at_the_pause_answers_and_a_pause_inside_a_sentence_is_not
         t.stt_ms, t.endpoint_ms
     );
     assert!(t.stt_ms < wall, "{t:?}");
+}
+
+#[test]
+fn a_dictated_number_waits_through_group_pauses_and_ends_once_it_is_whole() {
+    // The caller asks for a plumber, gives a name, then dictates the number
+    // in three groups with 800 ms between them. The number's patience is
+    // set to 3 s here (1.5 s by default) so that recognition on a loaded
+    // machine has time to find the number whole before it runs out:
+    // 800 ms pauses are longer than the normal hangover (600 ms), so the
+    // number stays one turn only through the digits' patience, and the
+    // turn must then end well before 3 s, once the words at the last pause
+    // hold all ten digits.
+    const PATIENCE_MS: u32 = 3_000;
+    let (record, _, _, _) = echo_call(
+        |tts| {
+            let mut line = |text: &str| {
+                trimmed(
+                    &tts.synthesize_cached("en", text, LINE_RATE)
+                        .unwrap()
+                        .to_i16(),
+                )
+            };
+            // Each line starts at a fixed second of the call: after the
+            // greeting (about 5 s) and after each of the robot's questions
+            // (3 to 4 s, said about a second after the caller's line), with
+            // room for a loaded machine, so the caller never talks over the
+            // robot.
+            let mut caller = Vec::new();
+            let at = |second: usize, audio: Vec<i16>, caller: &mut Vec<i16>| {
+                let from = second * LINE_RATE as usize;
+                assert!(caller.len() <= from, "line at {second} s overlaps");
+                caller.resize(from, 0);
+                caller.extend(audio);
+            };
+            at(0, line("I need a plumber."), &mut caller);
+            at(10, line("John Smith."), &mut caller);
+            let mut number = line("Five five five.");
+            for group in ["One two three.", "Four five six seven."] {
+                number.extend(std::iter::repeat_n(0, 8 * 800));
+                number.extend(line(group));
+            }
+            at(20, number, &mut caller);
+            caller
+        },
+        // The first line 7 s in, after the greeting.
+        350,
+        LiveConfig {
+            endpoint: vb_vad::EndpointConfig {
+                digits_hangover_ms: PATIENCE_MS,
+                ..vb_vad::EndpointConfig::default()
+            },
+            silence_timeout: Duration::from_secs(8),
+            max_duration: Duration::from_secs(55),
+            ..LiveConfig::default()
+        },
+    );
+    let heard: Vec<_> = record
+        .turns
+        .iter()
+        .filter(|t| !t.caller_transcript.is_empty())
+        .map(|t| {
+            (
+                t.caller_transcript.clone(),
+                t.timings.endpoint_ms,
+                t.utterances,
+            )
+        })
+        .collect();
+    let said: Vec<_> = record
+        .turns
+        .iter()
+        .map(|t| (t.robot_reply.clone(), t.robot_audio_ms))
+        .collect();
+    assert_eq!(
+        record.lead.phone.as_deref(),
+        Some("+15551234567"),
+        "the number, whole, in the lead: {heard:#?}, the robot: {said:#?}"
+    );
+    let (text, endpoint_ms, _) = heard
+        .iter()
+        .find(|(text, _, _)| {
+            vb_dialog::normalize_phone(text, vb_dialog::Language::En, "1").is_some()
+        })
+        .unwrap_or_else(|| panic!("no turn holds the number: {heard:#?}"));
+    assert!(
+        *endpoint_ms < u64::from(PATIENCE_MS),
+        "the whole number ended the turn before the digits' patience ran out: \
+         {endpoint_ms} ms after the last word ({text:?})"
+    );
+    eprintln!("number turn {text:?} ended {endpoint_ms} ms after the last word");
 }

@@ -13,7 +13,7 @@
 //! ```
 
 use crate::language::Language;
-use crate::phone::{normalize_phone, speak_phone};
+use crate::phone::{is_whole_number, normalize_phone, speak_phone};
 use crate::phrase::{Field, PhraseId};
 use crate::robot::Robot;
 use crate::text::{
@@ -312,6 +312,14 @@ impl Dialog {
             | State::Correct
             | State::Ended => Expect::Free,
         }
+    }
+
+    /// Whether `text` (the caller's words so far) already holds a whole
+    /// phone number ([`is_whole_number`]) while the dialog asks for one: the
+    /// caller has nothing left to dictate, so the endpoint need not wait the
+    /// patience kept for pauses between digit groups.
+    pub fn hears_whole_number(&self, text: &str) -> bool {
+        self.state == State::Phone && self.phone_in(text).is_some_and(|n| is_whole_number(&n))
     }
 
     /// The robot this dialog runs.
@@ -824,6 +832,26 @@ mod tests {
         d.on_caller("555 123 4567");
         d.on_caller("next weekend");
         assert_eq!((d.state(), d.expect()), (State::Confirm, Expect::YesNo));
+    }
+
+    #[test]
+    fn a_whole_number_is_heard_only_while_the_number_is_asked() {
+        let mut d = en();
+        d.start();
+        d.on_caller("I need a room");
+        assert!(!d.hears_whole_number("555 123 4567"), "not asked yet");
+        d.on_caller("John");
+        assert!(!d.hears_whole_number("five five five, one two three"));
+        assert!(d.hears_whole_number("five five five, one two three, four five six seven"));
+        assert!(d.hears_whole_number("It's 1 555 123 4567"));
+        let mut ru = Dialog::new(&Robot::builtin("reception-ru").unwrap());
+        ru.start();
+        ru.on_caller("Нужен сантехник");
+        ru.on_caller("Иван");
+        assert!(!ru.hears_whole_number("восемь девятьсот шестнадцать"));
+        assert!(ru.hears_whole_number(
+            "восемь девятьсот шестнадцать сто двадцать три сорок пять шестьдесят семь"
+        ));
     }
 
     #[test]

@@ -70,7 +70,7 @@ mod text;
 pub use dialog::{Dialog, EndReason, Expect, Interest, Lead, Prefill, Reply, ReplyPart, State};
 pub use error::{Issue, RobotError};
 pub use language::{Language, Mode, SttLanguage};
-pub use phone::{normalize_phone, speak_phone};
+pub use phone::{is_whole_number, normalize_phone, speak_phone};
 pub use phrase::{Field, Phrase, PhraseId};
 pub use robot::{Ask, Limits, Robot, RobotConfig};
 pub use text::Objection;

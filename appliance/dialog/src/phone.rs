@@ -555,6 +555,20 @@ fn groups(national: &str, nanp: bool, lang: Language) -> Vec<&str> {
     out
 }
 
+/// Whether an E.164 number is whole by its country's numbering plan, so that
+/// no digit can follow: the plans with one national length, +1 (NANP) and +7
+/// (Russia, Kazakhstan), ten digits after the code. Elsewhere a number's
+/// length varies and a shorter one may be the start of a longer one, so
+/// none is known whole.
+pub fn is_whole_number(e164: &str) -> bool {
+    let Some(digits) = e164.strip_prefix('+') else {
+        return false;
+    };
+    digits.len() == 11
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits.starts_with('1') || digits.starts_with('7'))
+}
+
 /// Reads an E.164 number back in digit groups a TTS says clearly: English
 /// digit by digit ("plus one, five five five, ..."), Russian as dictated
 /// numbers ("плюс семь, девятьсот шестнадцать, сто двадцать три, ...").
@@ -607,6 +621,20 @@ pub fn speak_phone(e164: &str, lang: Language) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_numbers_only_where_the_plan_fixes_the_length() {
+        assert!(is_whole_number("+79161234567"));
+        assert!(is_whole_number("+15551234567"));
+        // One digit short, one too many, or a plan of several lengths.
+        assert!(!is_whole_number("+7916123456"));
+        assert!(!is_whole_number("+791612345678"));
+        assert!(!is_whole_number("+442071234567"));
+        assert!(!is_whole_number("+4930123456"));
+        assert!(!is_whole_number("79161234567"));
+        assert!(!is_whole_number("+7916123456x"));
+        assert!(!is_whole_number(""));
+    }
     use Language::{En, Ru};
 
     #[test]

@@ -342,6 +342,12 @@ impl Responder {
         self.dialog.expect()
     }
 
+    /// Whether the caller's words so far hold a whole phone number while the
+    /// script asks for one (`vb_dialog::Dialog::hears_whole_number`).
+    pub fn hears_whole_number(&self, caller: &str) -> bool {
+        self.dialog.hears_whole_number(caller)
+    }
+
     /// Whether the script has ended the call.
     pub fn is_finished(&self) -> bool {
         self.dialog.is_finished()
