@@ -17,6 +17,12 @@
 //! followed, that transcript answers the turn, and the hangover and the
 //! recognition overlap instead of adding up.
 //!
+//! While the dialog asks for a phone number the endpoint waits longer
+//! (`EndpointConfig::digits_hangover_ms`, 1.5 s) so that the pauses
+//! between digit groups do not end the turn; once the transcript made at a
+//! pause holds a whole number (`vb_dialog::is_whole_number`), the speaker
+//! marks that pause and the listener ends the turn with the normal hangover.
+//!
 //! The transport is behind [`Line`]: RTP, an ALSA handset and a browser
 //! WebSocket all drive the same loop.
 
