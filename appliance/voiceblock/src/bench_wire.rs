@@ -367,6 +367,17 @@ fn box_wire(records: &Path, calls: &[String]) -> BoxTimings {
                     ms("stt_ms"),
                     ms("first_audio_ms"),
                 ) {
+                    tracing::info!(
+                        call = %v["call_id"].as_str().unwrap_or(""),
+                        turn = t["index"].as_u64().unwrap_or(0),
+                        wire_ms = w,
+                        endpoint_ms = e,
+                        stt_ms = s,
+                        stt_speculative_ms = ms("stt_speculative_ms"),
+                        first_audio_ms = a,
+                        text = %t["caller_transcript"].as_str().unwrap_or(""),
+                        "turn on the wire"
+                    );
                     out.wire.push(w);
                     if e < f64::from(vb_vad::EndpointConfig::default().digits_hangover_ms) {
                         out.wire_short.push(w);

@@ -18,14 +18,19 @@ const CALLER_EN: &[(f32, &str)] = &[
     (8.0, "Hi, I would like to book a table for four people."),
     (19.0, "My name is John Smith."),
     (31.0, "Five five five, one two three, four five six seven."),
-    (45.0, "Friday evening."),
+    // The number turn ends 600 ms after the last digit (the number is
+    // whole), the robot asks for dates at about 35.5 s and is done by about
+    // 37.5 s; its silence prompt would come 8 s (silence_timeout) after
+    // that, and the start of a prompt is echo-guarded, so each answer comes
+    // a few seconds after its question and well before that prompt. (At 45 s
+    // the answer met the prompt once the number turn stopped waiting the
+    // digits' 1.5 s patience.)
+    (41.0, "Friday evening."),
     // The read-back (about 13 s) starts about 1.5 s after "Friday evening"
-    // and ends near 60 s; the robot asks again 8 s (silence_timeout) after
-    // that, and the start of that prompt is echo-guarded. At 68 s the
-    // answer once met the prompt's first moment and was taken for echo;
-    // at 64 s it comes well after the read-back or, on a slow run, barges
+    // and ends near 56.5 s; the silence prompt would come near 64.5 s. At
+    // 59 s the answer comes after the read-back or, on a slow run, barges
     // into its end, and either way answers it.
-    (64.0, "Yes, that is right."),
+    (59.0, "Yes, that is right."),
 ];
 const TRACK_SECONDS: f32 = 110.0;
 
