@@ -145,7 +145,6 @@ pub fn asterisk_ru(root: &Path, ids: &[&str]) -> Result<Vec<Recording>, SttError
 /// A missing folder, a transcript line with no file id, or a clip that is not
 /// 16 kHz WAV is an error naming the file.
 pub fn pocketsphinx(root: &Path) -> Result<Vec<Recording>, SttError> {
-    let corpus = |path: &Path, problem: String| corpus_error(path, problem);
     if !root.is_dir() {
         return Err(missing(root));
     }
@@ -153,17 +152,17 @@ pub fn pocketsphinx(root: &Path) -> Result<Vec<Recording>, SttError> {
     for (folder, list) in FOLDERS {
         let dir = root.join(folder);
         let list_path = dir.join(list);
-        let text =
-            std::fs::read_to_string(&list_path).map_err(|e| corpus(&list_path, e.to_string()))?;
+        let text = std::fs::read_to_string(&list_path)
+            .map_err(|e| corpus_error(&list_path, e.to_string()))?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let (words, id) = line
                 .rsplit_once('(')
-                .ok_or_else(|| corpus(&list_path, format!("no (file-id) in {line:?}")))?;
+                .ok_or_else(|| corpus_error(&list_path, format!("no (file-id) in {line:?}")))?;
             let id = id.trim().trim_end_matches(')');
             let wav = dir.join(format!("{id}.wav"));
-            let pcm = vb_audio::wav::read(&wav).map_err(|e| corpus(&wav, e.to_string()))?;
+            let pcm = vb_audio::wav::read(&wav).map_err(|e| corpus_error(&wav, e.to_string()))?;
             if pcm.rate != SAMPLE_RATE {
-                return Err(corpus(
+                return Err(corpus_error(
                     &wav,
                     format!("{} Hz, expected {SAMPLE_RATE}", pcm.rate),
                 ));

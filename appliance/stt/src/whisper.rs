@@ -241,6 +241,14 @@ impl WhisperTranscriber {
         }
     }
 
+    /// The encoder window to decode `audio_ms` of `lang` with: the caller's
+    /// override, or the window rule on this model's floor for the language
+    /// (and for digits, when the turn expects them).
+    fn decode_window(&self, audio_ms: u32, lang: Lang, opts: &TranscribeOptions) -> u32 {
+        opts.audio_ctx
+            .unwrap_or_else(|| audio_ctx_for(audio_ms, self.floors.for_lang(lang, opts.digits)))
+    }
+
     /// Picks English or Russian on an encoder window of `audio_ctx`.
     ///
     /// `WhisperState::lang_detect` encodes with the window of the state's last
@@ -406,9 +414,7 @@ impl Transcriber for WhisperTranscriber {
 
         let (lang, detection, audio_ctx) = match plan {
             LangPlan::Fixed(lang) => {
-                let ctx = opts.audio_ctx.unwrap_or_else(|| {
-                    audio_ctx_for(audio_ms, self.floors.for_lang(lang, opts.digits))
-                });
+                let ctx = self.decode_window(audio_ms, lang, opts);
                 (lang, None, ctx)
             }
             LangPlan::Detect => {
@@ -424,9 +430,7 @@ impl Transcriber for WhisperTranscriber {
                 }
                 // Detection needs the window that serves both languages; the
                 // decode re-encodes anyway, so it can use the detected one's.
-                let ctx = opts.audio_ctx.unwrap_or_else(|| {
-                    audio_ctx_for(audio_ms, self.floors.for_lang(lang, opts.digits))
-                });
+                let ctx = self.decode_window(audio_ms, lang, opts);
                 (lang, Some(detection), ctx)
             }
         };
